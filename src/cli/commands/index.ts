@@ -1,0 +1,12 @@
+// Registers every subcommand on the commander program. Add one line per command module.
+// Must not: implement commands itself.
+import type { Command } from 'commander';
+import { registerFields } from './fields.js';
+import { registerChecks } from './checks.js';
+
+export type SetExitCode = (code: number) => void;
+
+export function registerCommands(program: Command, setExit: SetExitCode): void {
+  registerFields(program, setExit);
+  registerChecks(program, setExit);
+}

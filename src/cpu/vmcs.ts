@@ -1,0 +1,135 @@
+// VMCS field storage: one 64-bit slot per field of the generated table, in a BigUint64Array.
+// Implements the SDM Appendix B encoding rules (high-half access, width masking); whether a field exists
+// on a given CPU model, and read-only policy, belong to the VMX instructions (vmx/), not here.
+// Must not: know about VM entry, nesting or memory layout of a VMCS region.
+import { VMCS_FIELDS, type VmcsFieldDef, type VmcsFieldWidth } from './generated/vmcs-fields.js';
+
+/** Read access to a VMCS-shaped state. `undefined` means the value is not known (a dump that lacks the field). */
+export interface VmcsReader {
+  read(encoding: number): bigint | undefined;
+}
+
+const FULL_FIELDS: VmcsFieldDef[] = VMCS_FIELDS.filter((f) => f.access === 'full');
+const SLOT_BY_ENCODING = new Map<number, number>();
+FULL_FIELDS.forEach((f, slot) => SLOT_BY_ENCODING.set(f.encoding, slot));
+const DEF_BY_ENCODING = new Map<number, VmcsFieldDef>(VMCS_FIELDS.map((f) => [f.encoding, f]));
+const DEF_BY_NAME = new Map<string, VmcsFieldDef>(VMCS_FIELDS.map((f) => [f.name, f]));
+
+export const VMCS_SLOT_COUNT = FULL_FIELDS.length;
+
+/** Field definition for an encoding in the table, or undefined. */
+export function fieldDef(encoding: number): VmcsFieldDef | undefined {
+  return DEF_BY_ENCODING.get(encoding);
+}
+
+export function fieldByName(name: string): VmcsFieldDef | undefined {
+  return DEF_BY_NAME.get(name);
+}
+
+/** Storage slot of a full field, or of the field whose high half `encoding` names; -1 if not in the table. */
+export function slotOf(encoding: number): number {
+  return SLOT_BY_ENCODING.get(encoding & ~1) ?? -1;
+}
+
+/** The full (even) fields in slot order. */
+export function slotFields(): readonly VmcsFieldDef[] {
+  return FULL_FIELDS;
+}
+
+export function widthBits(width: VmcsFieldWidth): number {
+  return width === '16' ? 16 : width === '32' ? 32 : 64;
+}
+
+/** Mask applied when storing a value into a field of this width. */
+export function widthMask(width: VmcsFieldWidth): bigint {
+  return width === '16' ? 0xffffn : width === '32' ? 0xffff_ffffn : 0xffff_ffff_ffff_ffffn;
+}
+
+/** Encoding decode per SDM B / reference §1.1. */
+export function decodeEncoding(encoding: number): { access: 'full' | 'high'; index: number; type: number; width: VmcsFieldWidth; reservedBitsSet: boolean } {
+  const widths: VmcsFieldWidth[] = ['16', '64', '32', 'natural'];
+  return {
+    access: encoding & 1 ? 'high' : 'full',
+    index: (encoding >> 1) & 0x1ff,
+    type: (encoding >> 10) & 3,
+    width: widths[(encoding >> 13) & 3]!,
+    reservedBitsSet: (encoding & 0x1000) !== 0 || encoding >>> 15 !== 0,
+  };
+}
+
+export class Vmcs implements VmcsReader {
+  readonly slots: BigUint64Array;
+
+  constructor(slots?: BigUint64Array) {
+    this.slots = slots ?? new BigUint64Array(VMCS_SLOT_COUNT);
+  }
+
+  /** Value of a field by encoding (high encodings give bits 63:32). Undefined for encodings not in the table. */
+  read(encoding: number): bigint | undefined {
+    const slot = slotOf(encoding);
+    if (slot < 0) return undefined;
+    const v = this.slots[slot]!;
+    return encoding & 1 ? v >> 32n : v;
+  }
+
+  /** Value of a field known to be in the table (use with generated `Field` constants). */
+  get(encoding: number): bigint {
+    const slot = slotOf(encoding);
+    if (slot < 0) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
+    const v = this.slots[slot]!;
+    return encoding & 1 ? v >> 32n : v;
+  }
+
+  /** Low 32 bits of a control or 32-bit field as a number (control words are exact in a number). */
+  get32(encoding: number): number {
+    return Number(this.get(encoding) & 0xffff_ffffn) >>> 0;
+  }
+
+  /** Store with the architectural width rule: truncated to the field width; a high access replaces bits 63:32. */
+  set(encoding: number, value: bigint): void {
+    const slot = slotOf(encoding);
+    const def = DEF_BY_ENCODING.get(encoding & ~1);
+    if (slot < 0 || !def) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
+    if (encoding & 1) {
+      const low = this.slots[slot]! & 0xffff_ffffn;
+      this.slots[slot] = ((value & 0xffff_ffffn) << 32n) | low;
+    } else {
+      this.slots[slot] = value & widthMask(def.width);
+    }
+  }
+
+  clone(): Vmcs {
+    return new Vmcs(this.slots.slice());
+  }
+
+  /** Slots whose value differs from `other` (for deltas and diffs). */
+  diff(other: Vmcs): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.slots.length; i++) if (this.slots[i] !== other.slots[i]) out.push(i);
+    return out;
+  }
+}
+
+/** A partial VMCS state: the fields a dump or trace shows, nothing else. */
+export class PartialVmcs implements VmcsReader {
+  readonly values = new Map<number, bigint>();
+
+  read(encoding: number): bigint | undefined {
+    const direct = this.values.get(encoding);
+    if (direct !== undefined) return direct;
+    if (encoding & 1) {
+      const full = this.values.get(encoding & ~1);
+      return full === undefined ? undefined : full >> 32n;
+    }
+    return undefined;
+  }
+
+  set(encoding: number, value: bigint): void {
+    const def = DEF_BY_ENCODING.get(encoding);
+    this.values.set(encoding, def ? value & widthMask(def.width) : value);
+  }
+
+  has(encoding: number): boolean {
+    return this.read(encoding) !== undefined;
+  }
+}
