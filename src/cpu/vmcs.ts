@@ -1,4 +1,5 @@
-// VMCS field storage: one 64-bit slot per field of the generated table, in a BigUint64Array.
+// VMCS field storage: one 64-bit slot per field of the generated table, kept as (low, high) 32-bit words in a
+// Uint32Array so hot paths (entry checks, merge) can test bits with plain numbers and no bigint allocation.
 // Implements the SDM Appendix B encoding rules (high-half access, width masking); whether a field exists
 // on a given CPU model, and read-only policy, belong to the VMX instructions (vmx/), not here.
 // Must not: know about VM entry, nesting or memory layout of a VMCS region.
@@ -58,31 +59,45 @@ export function decodeEncoding(encoding: number): { access: 'full' | 'high'; ind
 }
 
 export class Vmcs implements VmcsReader {
-  readonly slots: BigUint64Array;
+  /** words[2·slot] = bits 31:0, words[2·slot + 1] = bits 63:32. */
+  readonly words: Uint32Array;
 
-  constructor(slots?: BigUint64Array) {
-    this.slots = slots ?? new BigUint64Array(VMCS_SLOT_COUNT);
+  constructor(words?: Uint32Array) {
+    this.words = words ?? new Uint32Array(VMCS_SLOT_COUNT * 2);
   }
 
   /** Value of a field by encoding (high encodings give bits 63:32). Undefined for encodings not in the table. */
   read(encoding: number): bigint | undefined {
     const slot = slotOf(encoding);
     if (slot < 0) return undefined;
-    const v = this.slots[slot]!;
-    return encoding & 1 ? v >> 32n : v;
+    if (encoding & 1) return BigInt(this.words[2 * slot + 1]!);
+    return (BigInt(this.words[2 * slot + 1]!) << 32n) | BigInt(this.words[2 * slot]!);
   }
 
   /** Value of a field known to be in the table (use with generated `Field` constants). */
   get(encoding: number): bigint {
+    const v = this.read(encoding);
+    if (v === undefined) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
+    return v;
+  }
+
+  /** Bits 31:0 of a field as an unsigned number (exact: controls, 16/32-bit fields, low halves). */
+  lo(encoding: number): number {
     const slot = slotOf(encoding);
     if (slot < 0) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
-    const v = this.slots[slot]!;
-    return encoding & 1 ? v >> 32n : v;
+    return this.words[2 * slot + (encoding & 1)]!;
+  }
+
+  /** Bits 63:32 of a field as an unsigned number. */
+  hi(encoding: number): number {
+    const slot = slotOf(encoding);
+    if (slot < 0) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
+    return encoding & 1 ? 0 : this.words[2 * slot + 1]!;
   }
 
   /** Low 32 bits of a control or 32-bit field as a number (control words are exact in a number). */
   get32(encoding: number): number {
-    return Number(this.get(encoding) & 0xffff_ffffn) >>> 0;
+    return this.lo(encoding);
   }
 
   /** Store with the architectural width rule: truncated to the field width; a high access replaces bits 63:32. */
@@ -91,21 +106,41 @@ export class Vmcs implements VmcsReader {
     const def = DEF_BY_ENCODING.get(encoding & ~1);
     if (slot < 0 || !def) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
     if (encoding & 1) {
-      const low = this.slots[slot]! & 0xffff_ffffn;
-      this.slots[slot] = ((value & 0xffff_ffffn) << 32n) | low;
-    } else {
-      this.slots[slot] = value & widthMask(def.width);
+      this.words[2 * slot + 1] = Number(value & 0xffff_ffffn);
+      return;
     }
+    const v = value & widthMask(def.width);
+    this.words[2 * slot] = Number(v & 0xffff_ffffn);
+    this.words[2 * slot + 1] = Number(v >> 32n);
+  }
+
+  /** Store a 32-bit (or narrower) value given as a number; truncated to the field width. */
+  set32(encoding: number, value: number): void {
+    const slot = slotOf(encoding);
+    const def = DEF_BY_ENCODING.get(encoding & ~1);
+    if (slot < 0 || !def) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
+    if (encoding & 1) {
+      this.words[2 * slot + 1] = value >>> 0;
+      return;
+    }
+    this.words[2 * slot] = (def.width === '16' ? value & 0xffff : value) >>> 0;
+    this.words[2 * slot + 1] = 0;
   }
 
   clone(): Vmcs {
-    return new Vmcs(this.slots.slice());
+    return new Vmcs(this.words.slice());
+  }
+
+  copyFrom(other: Vmcs): void {
+    this.words.set(other.words);
   }
 
   /** Slots whose value differs from `other` (for deltas and diffs). */
   diff(other: Vmcs): number[] {
     const out: number[] = [];
-    for (let i = 0; i < this.slots.length; i++) if (this.slots[i] !== other.slots[i]) out.push(i);
+    for (let i = 0; i < VMCS_SLOT_COUNT; i++) {
+      if (this.words[2 * i] !== other.words[2 * i] || this.words[2 * i + 1] !== other.words[2 * i + 1]) out.push(i);
+    }
     return out;
   }
 }
