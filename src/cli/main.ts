@@ -1,42 +1,7 @@
 #!/usr/bin/env node
-// The `turtles` command: parses arguments with commander and dispatches to src/cli/commands/*.
-// Maps errors to exit codes (0 ok, 1 divergence/failing check, 2 bad input or usage) and one-line messages.
-// Must not: contain engine logic.
-import { Command, CommanderError } from 'commander';
-import { InputError, UsageError, ExitCode } from './errors.js';
-import { registerCommands } from './commands/index.js';
-
-export async function run(argv: string[]): Promise<number> {
-  const program = new Command();
-  const debug = argv.includes('--debug');
-  program
-    .name('turtles')
-    .description('Replay and verify recorded x86 VM-exit traces for nested Intel VMX')
-    .option('--debug', 'print stack traces for errors')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  let exitCode: number = ExitCode.OK;
-  registerCommands(program, (code) => {
-    exitCode = code;
-  });
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return exitCode;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return ExitCode.OK;
-      return ExitCode.BAD_INPUT;
-    }
-    if (e instanceof InputError || e instanceof UsageError) {
-      process.stderr.write(`turtles: ${e.message}\n`);
-      if (debug) process.stderr.write(`${e.stack}\n`);
-      return ExitCode.BAD_INPUT;
-    }
-    process.stderr.write(`turtles: internal error (a bug in turtles): ${(e as Error).message}\n`);
-    if (debug) process.stderr.write(`${(e as Error).stack}\n`);
-    return 3;
-  }
-}
+// The `turtles` executable: runs the program on the process arguments and sets the exit code.
+// Must not: do anything else (src/cli/program.ts is the program, and tests call it in-process).
+import { run } from './program.js';
 
 run(process.argv.slice(2)).then((code) => {
   process.exitCode = code;

@@ -2,7 +2,7 @@
 // Must not: evaluate checks (that is check-entry).
 import type { Command } from 'commander';
 import { ENTRY_CHECKS } from '../../cpu/generated/entry-checks.js';
-import { toJson, writeLine } from '../output.js';
+import { writeJsonValue, writeLine } from '../output.js';
 import type { SetExitCode } from './index.js';
 
 export function registerChecks(program: Command, _setExit: SetExitCode): void {
@@ -13,7 +13,7 @@ export function registerChecks(program: Command, _setExit: SetExitCode): void {
     .action((opts: { json?: boolean }) => {
       const rows = ENTRY_CHECKS.map((c) => ({ id: c.id, sdm: c.sdm, stage: c.stage, class: c.class, description: c.description, qualification: c.qualification, ref: c.ref }));
       if (opts.json) {
-        process.stdout.write(toJson(rows) + '\n');
+        writeJsonValue(rows);
         return;
       }
       for (const c of rows) writeLine(`${c.id.padEnd(44)} SDM ${c.sdm.padEnd(12)} ${c.class.padEnd(15)} ${c.description}`);

@@ -2,7 +2,7 @@
 // Must not: compute anything beyond formatting the generated table.
 import type { Command } from 'commander';
 import { VMCS_FIELDS } from '../../cpu/generated/vmcs-fields.js';
-import { writeLine, toJson } from '../output.js';
+import { writeLine, writeJsonValue } from '../output.js';
 import type { SetExitCode } from './index.js';
 
 export function fieldRows() {
@@ -27,7 +27,7 @@ export function registerFields(program: Command, _setExit: SetExitCode): void {
     .action((opts: { json?: boolean }) => {
       const rows = fieldRows();
       if (opts.json) {
-        process.stdout.write(toJson(rows) + '\n');
+        writeJsonValue(rows);
         return;
       }
       writeLine(`${'encoding'.padEnd(11)} ${'width'.padEnd(8)} ${'type'.padEnd(15)} name`);
