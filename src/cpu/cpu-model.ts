@@ -206,4 +206,4 @@ export function findCpuModel(id: string): CpuModel | undefined {
   return model;
 }
 
-export const DEFAULT_CPU_MODEL = 'intel-sapphire-rapids';
+export const DEFAULT_CPU_MODEL = 'intel-core-i7-6700k';

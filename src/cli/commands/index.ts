@@ -3,10 +3,12 @@
 import type { Command } from 'commander';
 import { registerFields } from './fields.js';
 import { registerChecks } from './checks.js';
+import { registerCheckEntry } from './check-entry.js';
 
 export type SetExitCode = (code: number) => void;
 
 export function registerCommands(program: Command, setExit: SetExitCode): void {
   registerFields(program, setExit);
   registerChecks(program, setExit);
+  registerCheckEntry(program, setExit);
 }

@@ -20,7 +20,598 @@ export interface EntryCheckDef {
 }
 
 export const ENTRY_CHECKS: readonly EntryCheckDef[] = [
+  { id: "ctrl.pin.allowed-settings", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Pin-based VM-execution controls set a bit IA32_VMX_(TRUE_)PINBASED_CTLS requires to be 0, or clear one it requires to be 1", fields: ["PIN_BASED_VM_EXEC_CONTROL"], ref: "C-PIN", kut: ["test_pin_based_ctls"], vbox: ["kVmxVDiag_Vmentry_PinCtlsDisallowed0","kVmxVDiag_Vmentry_PinCtlsAllowed1"], kvm: "SW" },
+  { id: "ctrl.primary.allowed-settings", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Primary processor-based VM-execution controls violate IA32_VMX_(TRUE_)PROCBASED_CTLS allowed settings", fields: ["CPU_BASED_VM_EXEC_CONTROL"], ref: "C-PROC1", kut: ["test_primary_processor_based_ctls"], vbox: ["kVmxVDiag_Vmentry_ProcCtlsDisallowed0","kVmxVDiag_Vmentry_ProcCtlsAllowed1"], kvm: "SW" },
+  { id: "ctrl.secondary.allowed-settings", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Activate secondary controls\" is 1 and the secondary controls set a bit IA32_VMX_PROCBASED_CTLS2 reports as reserved", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "C-PROC2", kut: ["test_secondary_processor_based_ctls"], vbox: ["kVmxVDiag_Vmentry_ProcCtls2Disallowed0","kVmxVDiag_Vmentry_ProcCtls2Allowed1"], kvm: "SW" },
+  { id: "ctrl.tertiary.allowed-settings", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Activate tertiary controls\" is 1 and the tertiary controls set a bit IA32_VMX_PROCBASED_CTLS3 reports as reserved", fields: ["CPU_BASED_VM_EXEC_CONTROL","TERTIARY_VM_EXEC_CONTROL"], ref: "C-PROC3", kut: [], vbox: [], kvm: "N/A" },
+  { id: "ctrl.cr3-target-count.limit", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "CR3-target count exceeds the number of CR3-target values IA32_VMX_MISC[24:16] supports", fields: ["CR3_TARGET_COUNT"], ref: "C-CR3CNT", kut: ["test_cr3_targets"], vbox: ["kVmxVDiag_Vmentry_Cr3TargetCount"], kvm: "SW" },
+  { id: "ctrl.io-bitmap-a.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use I/O bitmaps\" is 1 and I/O-bitmap A address is invalid: bits 11:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","IO_BITMAP_A"], ref: "C-IOBMP", kut: ["test_io_bitmaps"], vbox: ["kVmxVDiag_Vmentry_AddrIoBitmapA"], kvm: "SW" },
+  { id: "ctrl.io-bitmap-a.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use I/O bitmaps\" is 1 and I/O-bitmap A address is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","IO_BITMAP_A"], ref: "C-IOBMP", kut: ["test_io_bitmaps"], vbox: ["kVmxVDiag_Vmentry_AddrIoBitmapA"], kvm: "SW" },
+  { id: "ctrl.io-bitmap-b.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use I/O bitmaps\" is 1 and I/O-bitmap B address is invalid: bits 11:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","IO_BITMAP_B"], ref: "C-IOBMP", kut: ["test_io_bitmaps"], vbox: ["kVmxVDiag_Vmentry_AddrIoBitmapB"], kvm: "SW" },
+  { id: "ctrl.io-bitmap-b.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use I/O bitmaps\" is 1 and I/O-bitmap B address is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","IO_BITMAP_B"], ref: "C-IOBMP", kut: ["test_io_bitmaps"], vbox: ["kVmxVDiag_Vmentry_AddrIoBitmapB"], kvm: "SW" },
+  { id: "ctrl.msr-bitmap.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use MSR bitmaps\" is 1 and the MSR-bitmap address is invalid: bits 11:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","MSR_BITMAP"], ref: "C-MSRBMP", kut: ["test_msr_bitmap"], vbox: ["kVmxVDiag_Vmentry_AddrMsrBitmap"], kvm: "SW" },
+  { id: "ctrl.msr-bitmap.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use MSR bitmaps\" is 1 and the MSR-bitmap address is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","MSR_BITMAP"], ref: "C-MSRBMP", kut: ["test_msr_bitmap"], vbox: ["kVmxVDiag_Vmentry_AddrMsrBitmap"], kvm: "SW" },
+  { id: "ctrl.virtual-apic.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use TPR shadow\" is 1 and the virtual-APIC address is invalid: bits 11:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","VIRTUAL_APIC_PAGE_ADDR"], ref: "C-VAPIC", kut: ["test_apic_virt_addr"], vbox: ["kVmxVDiag_Vmentry_AddrVirtApicPage"], kvm: "SW" },
+  { id: "ctrl.virtual-apic.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use TPR shadow\" is 1 and the virtual-APIC address is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","VIRTUAL_APIC_PAGE_ADDR"], ref: "C-VAPIC", kut: ["test_apic_virt_addr"], vbox: ["kVmxVDiag_Vmentry_AddrVirtApicPage"], kvm: "SW" },
+  { id: "ctrl.tpr-threshold.reserved", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use TPR shadow\" is 1, \"virtual-interrupt delivery\" is 0 and TPR-threshold bits 31:4 are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","TPR_THRESHOLD"], ref: "C-TPRTHR", kut: ["test_tpr_threshold"], vbox: ["kVmxVDiag_Vmentry_TprThresholdRsvd"], kvm: "HW" },
+  { id: "ctrl.tpr-threshold.vtpr", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use TPR shadow\" is 1, \"virtualize APIC accesses\" and \"virtual-interrupt delivery\" are 0, and TPR threshold[3:0] exceeds VTPR[7:4] (byte 80H of the virtual-APIC page)", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","TPR_THRESHOLD","VIRTUAL_APIC_PAGE_ADDR"], ref: "C-TPRVTPR", kut: ["test_tpr_threshold_values"], vbox: ["kVmxVDiag_Vmentry_TprThresholdVTpr"], kvm: "HW" },
+  { id: "ctrl.no-tpr-shadow.virtualize-x2apic", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use TPR shadow\" is 0 and \"virtualize x2APIC mode\" is 1", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "C-NOTPR", kut: ["test_apic_virtual_ctls"], vbox: ["kVmxVDiag_Vmentry_VirtX2ApicTprShadow"], kvm: "SW" },
+  { id: "ctrl.no-tpr-shadow.apic-register-virtualization", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use TPR shadow\" is 0 and \"APIC-register virtualization\" is 1", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "C-NOTPR", kut: ["test_apic_virtual_ctls"], vbox: ["kVmxVDiag_Vmentry_ApicRegVirt"], kvm: "SW" },
+  { id: "ctrl.no-tpr-shadow.virtual-interrupt-delivery", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use TPR shadow\" is 0 and \"virtual-interrupt delivery\" is 1", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "C-NOTPR", kut: ["test_apic_virtual_ctls"], vbox: ["kVmxVDiag_Vmentry_VirtIntDelivery"], kvm: "SW" },
+  { id: "ctrl.no-tpr-shadow.ipi-virtualization", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Use TPR shadow\" is 0 and the tertiary control \"IPI virtualization\" is 1", fields: ["CPU_BASED_VM_EXEC_CONTROL","TERTIARY_VM_EXEC_CONTROL"], ref: "C-IPIV", kut: [], vbox: [], kvm: "N/A" },
+  { id: "ctrl.nmi.virtual-nmis-without-nmi-exiting", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"NMI exiting\" is 0 and \"virtual NMIs\" is 1", fields: ["PIN_BASED_VM_EXEC_CONTROL"], ref: "C-NMI1", kut: ["test_nmi_ctrls"], vbox: ["kVmxVDiag_Vmentry_VirtNmi"], kvm: "SW" },
+  { id: "ctrl.nmi.nmi-window-without-virtual-nmis", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Virtual NMIs\" is 0 and \"NMI-window exiting\" is 1", fields: ["PIN_BASED_VM_EXEC_CONTROL","CPU_BASED_VM_EXEC_CONTROL"], ref: "C-NMI2", kut: ["test_nmi_ctrls"], vbox: ["kVmxVDiag_Vmentry_NmiWindowExit"], kvm: "SW" },
+  { id: "ctrl.apic-access.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Virtualize APIC accesses\" is 1 and the APIC-access address is invalid: bits 11:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","APIC_ACCESS_ADDR"], ref: "C-APICACC", kut: ["test_apic_access_addr"], vbox: ["kVmxVDiag_Vmentry_AddrApicAccess"], kvm: "SW" },
+  { id: "ctrl.apic-access.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Virtualize APIC accesses\" is 1 and the APIC-access address is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","APIC_ACCESS_ADDR"], ref: "C-APICACC", kut: ["test_apic_access_addr"], vbox: ["kVmxVDiag_Vmentry_AddrApicAccess"], kvm: "SW" },
+  { id: "ctrl.virtualize-x2apic.apic-access", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Virtualize x2APIC mode\" and \"virtualize APIC accesses\" are both 1", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "C-X2APIC", kut: ["test_apic_virtual_ctls"], vbox: ["kVmxVDiag_Vmentry_VirtX2ApicVirtApic"], kvm: "SW" },
+  { id: "ctrl.virtual-interrupt-delivery.external-interrupt-exiting", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Virtual-interrupt delivery\" is 1 and \"external-interrupt exiting\" is 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","PIN_BASED_VM_EXEC_CONTROL"], ref: "C-VID", kut: ["test_virtual_intr_ctls"], vbox: [], kvm: "SW" },
+  { id: "ctrl.posted-interrupts.virtual-interrupt-delivery", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Process posted interrupts\" is 1 and \"virtual-interrupt delivery\" is 0", fields: ["PIN_BASED_VM_EXEC_CONTROL","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "C-PI", kut: ["test_posted_intr"], vbox: [], kvm: "SW" },
+  { id: "ctrl.posted-interrupts.acknowledge-interrupt-on-exit", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Process posted interrupts\" is 1 and the VM-exit control \"acknowledge interrupt on exit\" is 0", fields: ["PIN_BASED_VM_EXEC_CONTROL","VM_EXIT_CONTROLS"], ref: "C-PI", kut: ["test_posted_intr"], vbox: [], kvm: "SW" },
+  { id: "ctrl.posted-interrupts.notification-vector", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Process posted interrupts\" is 1 and posted-interrupt notification vector bits 15:8 are not 0", fields: ["PIN_BASED_VM_EXEC_CONTROL","POSTED_INTR_NV"], ref: "C-PI", kut: ["test_posted_intr"], vbox: [], kvm: "SW" },
+  { id: "ctrl.posted-interrupts.descriptor-alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Process posted interrupts\" is 1 and posted-interrupt descriptor address bits 5:0 are not 0", fields: ["PIN_BASED_VM_EXEC_CONTROL","POSTED_INTR_DESC_ADDR"], ref: "C-PI", kut: ["test_posted_intr"], vbox: [], kvm: "SW" },
+  { id: "ctrl.posted-interrupts.descriptor-width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Process posted interrupts\" is 1 and the posted-interrupt descriptor address sets bits beyond the physical-address width", fields: ["PIN_BASED_VM_EXEC_CONTROL","POSTED_INTR_DESC_ADDR"], ref: "C-PI", kut: ["test_posted_intr"], vbox: [], kvm: "SW" },
+  { id: "ctrl.vpid.nonzero", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable VPID\" is 1 and the VPID is 0000H", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","VIRTUAL_PROCESSOR_ID"], ref: "C-VPID", kut: ["test_vpid"], vbox: ["kVmxVDiag_Vmentry_Vpid"], kvm: "SW" },
+  { id: "ctrl.eptp.memory-type", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable EPT\" is 1 and EPTP bits 2:0 name a memory type IA32_VMX_EPT_VPID_CAP does not support (only UC via bit 8 and WB via bit 14 exist)", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","EPT_POINTER"], ref: "C-EPTP", kut: ["test_ept_eptp","test_eptp_ad_bit"], vbox: ["kVmxVDiag_Vmentry_EptpMemType"], kvm: "SW" },
+  { id: "ctrl.eptp.walk-length", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable EPT\" is 1 and EPTP bits 5:3 are neither 3 (4-level, cap bit 6) nor 4 with 5-level support (cap bit 7)", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","EPT_POINTER"], ref: "C-EPTP", kut: ["test_ept_eptp","test_eptp_ad_bit"], vbox: ["kVmxVDiag_Vmentry_EptpPageWalkLength"], kvm: "SW" },
+  { id: "ctrl.eptp.accessed-dirty", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable EPT\" is 1 and EPTP bit 6 (accessed/dirty flags) is set while IA32_VMX_EPT_VPID_CAP[21] is 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","EPT_POINTER"], ref: "C-EPTP", kut: ["test_eptp_ad_bit"], vbox: ["kVmxVDiag_Vmentry_EptpAccessDirty"], kvm: "SW" },
+  { id: "ctrl.eptp.supervisor-shadow-stack", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable EPT\" is 1 and EPTP bit 7 (supervisor shadow-stack control) is set on a processor without CET", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","EPT_POINTER"], ref: "C-EPTP", kut: ["test_ept_eptp","test_eptp_ad_bit"], vbox: ["kVmxVDiag_Vmentry_EptpRsvd"], kvm: "SW" },
+  { id: "ctrl.eptp.reserved", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable EPT\" is 1 and EPTP reserved bits 11:8 are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","EPT_POINTER"], ref: "C-EPTP", kut: ["test_ept_eptp","test_eptp_ad_bit"], vbox: ["kVmxVDiag_Vmentry_EptpRsvd"], kvm: "SW" },
+  { id: "ctrl.eptp.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable EPT\" is 1 and the EPTP sets bits beyond the physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","EPT_POINTER"], ref: "C-EPTP", kut: ["test_ept_eptp","test_eptp_ad_bit"], vbox: ["kVmxVDiag_Vmentry_EptpRsvd"], kvm: "SW" },
+  { id: "ctrl.pml.requires-ept", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable PML\" is 1 and \"enable EPT\" is 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "C-PML", kut: ["test_pml"], vbox: [], kvm: "SW" },
+  { id: "ctrl.pml.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable PML\" is 1 and the PML address is invalid: bits 11:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","PML_ADDRESS"], ref: "C-PML", kut: ["test_pml"], vbox: [], kvm: "SW" },
+  { id: "ctrl.pml.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable PML\" is 1 and the PML address is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","PML_ADDRESS"], ref: "C-PML", kut: ["test_pml"], vbox: [], kvm: "SW" },
+  { id: "ctrl.unrestricted-guest.requires-ept", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Unrestricted guest\" is 1 and \"enable EPT\" is 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "C-URG", kut: ["vmx_controls_test"], vbox: [], kvm: "SW" },
+  { id: "ctrl.mode-based-execute.requires-ept", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Mode-based execute control for EPT\" is 1 and \"enable EPT\" is 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "C-MBEC", kut: ["test_mode_based_execute_control"], vbox: [], kvm: "SW" },
+  { id: "ctrl.spp.requires-ept", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Sub-page write permissions for EPT\" is 1 and \"enable EPT\" is 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "C-SPP", kut: [], vbox: [], kvm: "N/A" },
+  { id: "ctrl.spp.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Sub-page write permissions for EPT\" is 1 and the SPPTP is invalid: bits 11:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","SPPTP"], ref: "C-SPP", kut: [], vbox: [], kvm: "N/A" },
+  { id: "ctrl.spp.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Sub-page write permissions for EPT\" is 1 and the SPPTP is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","SPPTP"], ref: "C-SPP", kut: [], vbox: [], kvm: "N/A" },
+  { id: "ctrl.vmfunc.allowed-settings", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable VM functions\" is 1 and the VM-function controls set a bit IA32_VMX_VMFUNC reports as reserved", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","VM_FUNCTION_CONTROL"], ref: "C-VMFUNC", kut: ["vmx_controls_test"], vbox: [], kvm: "SW" },
+  { id: "ctrl.vmfunc.eptp-switching-requires-ept", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Enable VM functions\" and the EPTP-switching VM function are 1 and \"enable EPT\" is 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","VM_FUNCTION_CONTROL"], ref: "C-VMFUNC", kut: ["vmx_controls_test"], vbox: [], kvm: "SW" },
+  { id: "ctrl.vmfunc.eptp-list.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "EPTP switching is enabled and the EPTP-list address is invalid: bits 11:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","VM_FUNCTION_CONTROL","EPTP_LIST_ADDRESS"], ref: "C-VMFUNC", kut: ["vmx_controls_test"], vbox: [], kvm: "SW" },
+  { id: "ctrl.vmfunc.eptp-list.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "EPTP switching is enabled and the EPTP-list address is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","VM_FUNCTION_CONTROL","EPTP_LIST_ADDRESS"], ref: "C-VMFUNC", kut: ["vmx_controls_test"], vbox: [], kvm: "SW" },
+  { id: "ctrl.vmcs-shadowing.vmread-bitmap.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"VMCS shadowing\" is 1 and the VMREAD-bitmap address is invalid: bits 11:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","VMREAD_BITMAP"], ref: "C-SHADOW", kut: ["vmx_vmcs_shadow_test"], vbox: ["kVmxVDiag_Vmentry_AddrVmreadBitmap"], kvm: "SW" },
+  { id: "ctrl.vmcs-shadowing.vmread-bitmap.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"VMCS shadowing\" is 1 and the VMREAD-bitmap address is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","VMREAD_BITMAP"], ref: "C-SHADOW", kut: ["vmx_vmcs_shadow_test"], vbox: ["kVmxVDiag_Vmentry_AddrVmreadBitmap"], kvm: "SW" },
+  { id: "ctrl.vmcs-shadowing.vmwrite-bitmap.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"VMCS shadowing\" is 1 and the VMWRITE-bitmap address is invalid: bits 11:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","VMWRITE_BITMAP"], ref: "C-SHADOW", kut: ["vmx_vmcs_shadow_test"], vbox: ["kVmxVDiag_Vmentry_AddrVmwriteBitmap"], kvm: "SW" },
+  { id: "ctrl.vmcs-shadowing.vmwrite-bitmap.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"VMCS shadowing\" is 1 and the VMWRITE-bitmap address is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","VMWRITE_BITMAP"], ref: "C-SHADOW", kut: ["vmx_vmcs_shadow_test"], vbox: ["kVmxVDiag_Vmentry_AddrVmwriteBitmap"], kvm: "SW" },
+  { id: "ctrl.ept-violation-ve.info.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"EPT-violation #VE\" is 1 and the virtualization-exception information address is invalid: bits 11:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","VE_INFORMATION_ADDRESS"], ref: "C-VE", kut: [], vbox: [], kvm: "N/A" },
+  { id: "ctrl.ept-violation-ve.info.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"EPT-violation #VE\" is 1 and the virtualization-exception information address is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","VE_INFORMATION_ADDRESS"], ref: "C-VE", kut: [], vbox: [], kvm: "N/A" },
+  { id: "ctrl.ipi-virtualization.pid-table.alignment", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"IPI virtualization\" is 1 and the PID-pointer table address is invalid: bits 2:0 of the address are not 0", fields: ["CPU_BASED_VM_EXEC_CONTROL","TERTIARY_VM_EXEC_CONTROL","PID_POINTER_TABLE"], ref: "C-IPIV", kut: [], vbox: [], kvm: "N/A" },
+  { id: "ctrl.ipi-virtualization.pid-table.width", sdm: "26.2.1.1", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"IPI virtualization\" is 1 and the PID-pointer table address is invalid: the address sets bits beyond the processor's physical-address width", fields: ["CPU_BASED_VM_EXEC_CONTROL","TERTIARY_VM_EXEC_CONTROL","PID_POINTER_TABLE"], ref: "C-IPIV", kut: [], vbox: [], kvm: "N/A" },
+  { id: "ctrl.exit.allowed-settings", sdm: "26.2.1.2", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-exit controls violate IA32_VMX_(TRUE_)EXIT_CTLS allowed settings", fields: ["VM_EXIT_CONTROLS"], ref: "X-EXIT", kut: ["test_vm_exit_ctls"], vbox: ["kVmxVDiag_Vmentry_ExitCtlsDisallowed0","kVmxVDiag_Vmentry_ExitCtlsAllowed1"], kvm: "SW" },
+  { id: "ctrl.exit2.allowed-settings", sdm: "26.2.1.2", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Activate secondary controls\" (VM-exit bit 31) is 1 and the secondary VM-exit controls set a bit IA32_VMX_EXIT_CTLS2 reports as reserved", fields: ["VM_EXIT_CONTROLS","SECONDARY_VM_EXIT_CONTROLS"], ref: "X-EXIT", kut: ["test_vm_exit_ctls"], vbox: [], kvm: "SW" },
+  { id: "ctrl.exit.save-preemption-timer", sdm: "26.2.1.2", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Activate VMX-preemption timer\" is 0 and \"save VMX-preemption timer value\" is 1", fields: ["PIN_BASED_VM_EXEC_CONTROL","VM_EXIT_CONTROLS"], ref: "X-PTSAVE", kut: ["test_vmx_preemption_timer"], vbox: ["kVmxVDiag_Vmentry_SavePreemptTimer"], kvm: "SW" },
+  { id: "ctrl.exit-msr-store.alignment", sdm: "26.2.1.2", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-exit MSR-store count is not 0 and bits 3:0 of the area address are not 0", fields: ["VM_EXIT_MSR_STORE_COUNT","VM_EXIT_MSR_STORE_ADDR"], ref: "X-MSRST", kut: ["test_exit_msr_store"], vbox: ["kVmxVDiag_Vmentry_AddrExitMsrStore"], kvm: "SW" },
+  { id: "ctrl.exit-msr-store.width", sdm: "26.2.1.2", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-exit MSR-store count is not 0 and the area address sets bits beyond the physical-address width", fields: ["VM_EXIT_MSR_STORE_COUNT","VM_EXIT_MSR_STORE_ADDR"], ref: "X-MSRST", kut: ["test_exit_msr_store"], vbox: ["kVmxVDiag_Vmentry_AddrExitMsrStore"], kvm: "SW" },
+  { id: "ctrl.exit-msr-store.last-byte", sdm: "26.2.1.2", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-exit MSR-store count is not 0 and the last byte of the area (address + 16 * count - 1) is beyond the physical-address width", fields: ["VM_EXIT_MSR_STORE_COUNT","VM_EXIT_MSR_STORE_ADDR"], ref: "X-MSRST", kut: ["test_exit_msr_store"], vbox: ["kVmxVDiag_Vmentry_AddrExitMsrStore"], kvm: "SW" },
+  { id: "ctrl.exit-msr-load.alignment", sdm: "26.2.1.2", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-exit MSR-load count is not 0 and bits 3:0 of the area address are not 0", fields: ["VM_EXIT_MSR_LOAD_COUNT","VM_EXIT_MSR_LOAD_ADDR"], ref: "X-MSRLD", kut: ["test_vm_exit_ctls"], vbox: ["kVmxVDiag_Vmentry_AddrExitMsrLoad"], kvm: "SW" },
+  { id: "ctrl.exit-msr-load.width", sdm: "26.2.1.2", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-exit MSR-load count is not 0 and the area address sets bits beyond the physical-address width", fields: ["VM_EXIT_MSR_LOAD_COUNT","VM_EXIT_MSR_LOAD_ADDR"], ref: "X-MSRLD", kut: ["test_vm_exit_ctls"], vbox: ["kVmxVDiag_Vmentry_AddrExitMsrLoad"], kvm: "SW" },
+  { id: "ctrl.exit-msr-load.last-byte", sdm: "26.2.1.2", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-exit MSR-load count is not 0 and the last byte of the area (address + 16 * count - 1) is beyond the physical-address width", fields: ["VM_EXIT_MSR_LOAD_COUNT","VM_EXIT_MSR_LOAD_ADDR"], ref: "X-MSRLD", kut: ["test_vm_exit_ctls"], vbox: ["kVmxVDiag_Vmentry_AddrExitMsrLoad"], kvm: "SW" },
+  { id: "ctrl.entry.allowed-settings", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-entry controls violate IA32_VMX_(TRUE_)ENTRY_CTLS allowed settings", fields: ["VM_ENTRY_CONTROLS"], ref: "E-ENTRY", kut: ["test_vm_entry_ctls"], vbox: ["kVmxVDiag_Vmentry_EntryCtlsDisallowed0","kVmxVDiag_Vmentry_EntryCtlsAllowed1"], kvm: "SW" },
+  { id: "ctrl.entry.event.type-reserved", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Injected event has interruption type 1 (reserved), or type 7 (other event) on a processor without the \"monitor trap flag\" control", fields: ["VM_ENTRY_INTR_INFO_FIELD"], ref: "E-EVT-TYPE", kut: ["test_invalid_event_injection"], vbox: ["kVmxVDiag_Vmentry_EntryIntInfoTypeVecRsvd"], kvm: "SW" },
+  { id: "ctrl.entry.event.nmi-vector", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Injected event of type NMI has a vector other than 2", fields: ["VM_ENTRY_INTR_INFO_FIELD"], ref: "E-EVT-VEC", kut: ["test_invalid_event_injection"], vbox: ["kVmxVDiag_Vmentry_EntryIntInfoTypeVecRsvd"], kvm: "SW" },
+  { id: "ctrl.entry.event.hw-exception-vector", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Injected hardware exception has a vector above 31", fields: ["VM_ENTRY_INTR_INFO_FIELD"], ref: "E-EVT-VEC", kut: ["test_invalid_event_injection"], vbox: ["kVmxVDiag_Vmentry_EntryIntInfoTypeVecRsvd"], kvm: "SW" },
+  { id: "ctrl.entry.event.other-event-vector", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Injected event of type 7 (other event) has a vector other than 0 (pending MTF)", fields: ["VM_ENTRY_INTR_INFO_FIELD"], ref: "E-EVT-VEC", kut: ["test_invalid_event_injection"], vbox: ["kVmxVDiag_Vmentry_EntryIntInfoTypeVecRsvd"], kvm: "SW" },
+  { id: "ctrl.entry.event.error-code-missing", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Deliver-error-code is 0 for a hardware exception that delivers one (8, 10-14, 17) while guest CR0.PE = 1 and IA32_VMX_BASIC[56] = 0", fields: ["VM_ENTRY_INTR_INFO_FIELD","GUEST_CR0"], ref: "E-EVT-EC", kut: ["test_invalid_event_injection"], vbox: [], kvm: "SW" },
+  { id: "ctrl.entry.event.error-code-not-hw-exception", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Deliver-error-code is 1 for an event whose type is not hardware exception", fields: ["VM_ENTRY_INTR_INFO_FIELD"], ref: "E-EVT-EC", kut: ["test_invalid_event_injection"], vbox: [], kvm: "SW" },
+  { id: "ctrl.entry.event.error-code-real-mode", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Deliver-error-code is 1 while guest CR0.PE = 0", fields: ["VM_ENTRY_INTR_INFO_FIELD","GUEST_CR0"], ref: "E-EVT-EC", kut: ["test_invalid_event_injection"], vbox: ["kVmxVDiag_Vmentry_EntryIntInfoErrCodePe"], kvm: "SW" },
+  { id: "ctrl.entry.event.error-code-vector", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Deliver-error-code is 1 for a hardware exception vector that never delivers an error code while IA32_VMX_BASIC[56] = 0", fields: ["VM_ENTRY_INTR_INFO_FIELD"], ref: "E-EVT-EC", kut: ["test_invalid_event_injection"], vbox: ["kVmxVDiag_Vmentry_EntryIntInfoErrCodeVec"], kvm: "SW" },
+  { id: "ctrl.entry.event.reserved-bits", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-entry interruption-information bits 30:12 are not 0", fields: ["VM_ENTRY_INTR_INFO_FIELD"], ref: "E-EVT-RSV", kut: ["test_invalid_event_injection"], vbox: ["kVmxVDiag_Vmentry_EntryIntInfoTypeVecRsvd"], kvm: "SW" },
+  { id: "ctrl.entry.event.error-code-reserved", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Deliver-error-code is 1 and VM-entry exception error code bits 31:16 are not 0", fields: ["VM_ENTRY_INTR_INFO_FIELD","VM_ENTRY_EXCEPTION_ERROR_CODE"], ref: "E-EVT-ECV", kut: ["test_invalid_event_injection"], vbox: ["kVmxVDiag_Vmentry_EntryXcptErrCodeRsvd"], kvm: "SW" },
+  { id: "ctrl.entry.event.instruction-length", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Injected software interrupt/exception or privileged software exception has a VM-entry instruction length above 15", fields: ["VM_ENTRY_INTR_INFO_FIELD","VM_ENTRY_INSTRUCTION_LEN"], ref: "E-EVT-LEN", kut: ["test_invalid_event_injection"], vbox: ["kVmxVDiag_Vmentry_EntryInstrLen"], kvm: "SW" },
+  { id: "ctrl.entry.event.instruction-length-zero", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "Injected software interrupt/exception or privileged software exception has instruction length 0 while IA32_VMX_MISC[30] = 0", fields: ["VM_ENTRY_INTR_INFO_FIELD","VM_ENTRY_INSTRUCTION_LEN"], ref: "E-EVT-LEN", kut: ["test_invalid_event_injection"], vbox: ["kVmxVDiag_Vmentry_EntryInstrLenZero"], kvm: "SW" },
+  { id: "ctrl.entry-msr-load.alignment", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-entry MSR-load count is not 0 and bits 3:0 of the area address are not 0", fields: ["VM_ENTRY_MSR_LOAD_COUNT","VM_ENTRY_MSR_LOAD_ADDR"], ref: "E-MSRLD", kut: ["test_entry_msr_load"], vbox: ["kVmxVDiag_Vmentry_AddrEntryMsrLoad"], kvm: "SW" },
+  { id: "ctrl.entry-msr-load.width", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-entry MSR-load count is not 0 and the area address sets bits beyond the physical-address width", fields: ["VM_ENTRY_MSR_LOAD_COUNT","VM_ENTRY_MSR_LOAD_ADDR"], ref: "E-MSRLD", kut: ["test_entry_msr_load"], vbox: ["kVmxVDiag_Vmentry_AddrEntryMsrLoad"], kvm: "SW" },
+  { id: "ctrl.entry-msr-load.last-byte", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "VM-entry MSR-load count is not 0 and the last byte of the area (address + 16 * count - 1) is beyond the physical-address width", fields: ["VM_ENTRY_MSR_LOAD_COUNT","VM_ENTRY_MSR_LOAD_ADDR"], ref: "E-MSRLD", kut: ["test_entry_msr_load"], vbox: ["kVmxVDiag_Vmentry_AddrEntryMsrLoad"], kvm: "SW" },
+  { id: "ctrl.entry.smm-outside-smm", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Entry to SMM\" is 1 while the processor is not in SMM", fields: ["VM_ENTRY_CONTROLS"], ref: "E-SMM", kut: [], vbox: [], kvm: "N/A" },
+  { id: "ctrl.entry.dual-monitor-outside-smm", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Deactivate dual-monitor treatment\" is 1 while the processor is not in SMM", fields: ["VM_ENTRY_CONTROLS"], ref: "E-SMM", kut: [], vbox: [], kvm: "N/A" },
+  { id: "ctrl.entry.smm-and-dual-monitor", sdm: "26.2.1.3", stage: "controls", class: "vmfail-valid-7", qualification: null, description: "\"Entry to SMM\" and \"deactivate dual-monitor treatment\" are both 1", fields: ["VM_ENTRY_CONTROLS"], ref: "E-SMM", kut: [], vbox: [], kvm: "N/A" },
+  { id: "host.cr0.fixed-bits", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_CR0 sets a bit to a value IA32_VMX_CR0_FIXED0/1 do not allow (CD and NW are not checked)", fields: ["HOST_CR0"], ref: "H-CR0", kut: ["test_host_ctl_regs"], vbox: ["kVmxVDiag_Vmentry_HostCr0Fixed0","kVmxVDiag_Vmentry_HostCr0Fixed1"], kvm: "SW" },
+  { id: "host.cr4.fixed-bits", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_CR4 sets a bit to a value IA32_VMX_CR4_FIXED0/1 do not allow", fields: ["HOST_CR4"], ref: "H-CR4", kut: ["test_host_ctl_regs"], vbox: ["kVmxVDiag_Vmentry_HostCr4Fixed0","kVmxVDiag_Vmentry_HostCr4Fixed1"], kvm: "SW" },
+  { id: "host.cr4.cet-requires-wp", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_CR4.CET is 1 and HOST_CR0.WP is 0", fields: ["HOST_CR4","HOST_CR0"], ref: "H-CR4", kut: ["test_host_ctl_regs"], vbox: [], kvm: "SW" },
+  { id: "host.cr3.width", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_CR3 sets bits beyond the physical-address width", fields: ["HOST_CR3"], ref: "H-CR3", kut: ["test_host_ctl_regs"], vbox: ["kVmxVDiag_Vmentry_HostCr3"], kvm: "SW" },
+  { id: "host.sysenter-esp.canonical", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_IA32_SYSENTER_ESP is not canonical", fields: ["HOST_IA32_SYSENTER_ESP"], ref: "H-SYSENTER", kut: ["vmx_host_state_area_test"], vbox: ["kVmxVDiag_Vmentry_HostSysenterEspEip"], kvm: "SW" },
+  { id: "host.sysenter-eip.canonical", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_IA32_SYSENTER_EIP is not canonical", fields: ["HOST_IA32_SYSENTER_EIP"], ref: "H-SYSENTER", kut: ["vmx_host_state_area_test"], vbox: ["kVmxVDiag_Vmentry_HostSysenterEspEip"], kvm: "SW" },
+  { id: "host.cet.s-cet-canonical", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Load CET state\" (VM-exit) is 1 and HOST_S_CET is not canonical", fields: ["VM_EXIT_CONTROLS","HOST_S_CET"], ref: "H-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "host.cet.s-cet-reserved", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Load CET state\" (VM-exit) is 1 and HOST_S_CET sets reserved bits 9:6 or both SUPPRESS (10) and TRACKER (11)", fields: ["VM_EXIT_CONTROLS","HOST_S_CET"], ref: "H-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "host.cet.ssp-table-canonical", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Load CET state\" (VM-exit) is 1 and HOST_INTR_SSP_TABLE is not canonical", fields: ["VM_EXIT_CONTROLS","HOST_INTR_SSP_TABLE"], ref: "H-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "host.cet.ssp-alignment", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Load CET state\" (VM-exit) is 1 and HOST_SSP bits 1:0 are not 0", fields: ["VM_EXIT_CONTROLS","HOST_SSP"], ref: "H-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "host.perf-global-ctrl.reserved", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Load IA32_PERF_GLOBAL_CTRL\" (VM-exit) is 1 and HOST_IA32_PERF_GLOBAL_CTRL sets bits reserved for the PMU", fields: ["VM_EXIT_CONTROLS","HOST_IA32_PERF_GLOBAL_CTRL"], ref: "H-PGC", kut: ["test_load_host_perf_global_ctrl"], vbox: [], kvm: "SW" },
+  { id: "host.pat.memory-types", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Load IA32_PAT\" (VM-exit) is 1 and a HOST_IA32_PAT byte is not 0, 1, 4, 5, 6 or 7", fields: ["VM_EXIT_CONTROLS","HOST_IA32_PAT"], ref: "H-PAT", kut: ["test_load_host_pat"], vbox: ["kVmxVDiag_Vmentry_HostPatMsr"], kvm: "SW" },
+  { id: "host.efer.reserved", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Load IA32_EFER\" (VM-exit) is 1 and HOST_IA32_EFER sets reserved bits", fields: ["VM_EXIT_CONTROLS","HOST_IA32_EFER"], ref: "H-EFER", kut: ["test_host_efer"], vbox: ["kVmxVDiag_Vmentry_HostEferMsrRsvd"], kvm: "SW" },
+  { id: "host.efer.lma", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Load IA32_EFER\" (VM-exit) is 1 and HOST_IA32_EFER.LMA differs from \"host address-space size\"", fields: ["VM_EXIT_CONTROLS","HOST_IA32_EFER"], ref: "H-EFER", kut: ["test_host_efer"], vbox: ["kVmxVDiag_Vmentry_HostEferMsr"], kvm: "SW" },
+  { id: "host.efer.lme", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Load IA32_EFER\" (VM-exit) is 1 and HOST_IA32_EFER.LME differs from \"host address-space size\"", fields: ["VM_EXIT_CONTROLS","HOST_IA32_EFER"], ref: "H-EFER", kut: ["test_host_efer"], vbox: ["kVmxVDiag_Vmentry_HostEferMsr"], kvm: "SW" },
+  { id: "host.pkrs.reserved", sdm: "26.2.2", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Load PKRS\" (VM-exit) is 1 and HOST_IA32_PKRS bits 63:32 are not 0", fields: ["VM_EXIT_CONTROLS","HOST_IA32_PKRS"], ref: null, kut: [], vbox: [], kvm: "N/A" },
+  { id: "host.sel.es.rpl-ti", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_ES_SELECTOR has RPL (bits 1:0) or TI (bit 2) set", fields: ["HOST_ES_SELECTOR"], ref: "H-SEL-RPLTI", kut: ["test_host_segment_regs"], vbox: ["kVmxVDiag_Vmentry_HostSel"], kvm: "SW" },
+  { id: "host.sel.cs.rpl-ti", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_CS_SELECTOR has RPL (bits 1:0) or TI (bit 2) set", fields: ["HOST_CS_SELECTOR"], ref: "H-SEL-RPLTI", kut: ["test_host_segment_regs"], vbox: ["kVmxVDiag_Vmentry_HostSel"], kvm: "SW" },
+  { id: "host.sel.ss.rpl-ti", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_SS_SELECTOR has RPL (bits 1:0) or TI (bit 2) set", fields: ["HOST_SS_SELECTOR"], ref: "H-SEL-RPLTI", kut: ["test_host_segment_regs"], vbox: ["kVmxVDiag_Vmentry_HostSel"], kvm: "SW" },
+  { id: "host.sel.ds.rpl-ti", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_DS_SELECTOR has RPL (bits 1:0) or TI (bit 2) set", fields: ["HOST_DS_SELECTOR"], ref: "H-SEL-RPLTI", kut: ["test_host_segment_regs"], vbox: ["kVmxVDiag_Vmentry_HostSel"], kvm: "SW" },
+  { id: "host.sel.fs.rpl-ti", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_FS_SELECTOR has RPL (bits 1:0) or TI (bit 2) set", fields: ["HOST_FS_SELECTOR"], ref: "H-SEL-RPLTI", kut: ["test_host_segment_regs"], vbox: ["kVmxVDiag_Vmentry_HostSel"], kvm: "SW" },
+  { id: "host.sel.gs.rpl-ti", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_GS_SELECTOR has RPL (bits 1:0) or TI (bit 2) set", fields: ["HOST_GS_SELECTOR"], ref: "H-SEL-RPLTI", kut: ["test_host_segment_regs"], vbox: ["kVmxVDiag_Vmentry_HostSel"], kvm: "SW" },
+  { id: "host.sel.tr.rpl-ti", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_TR_SELECTOR has RPL (bits 1:0) or TI (bit 2) set", fields: ["HOST_TR_SELECTOR"], ref: "H-SEL-RPLTI", kut: ["test_host_segment_regs"], vbox: ["kVmxVDiag_Vmentry_HostSel"], kvm: "SW" },
+  { id: "host.sel.cs.null", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_CS_SELECTOR is 0000H", fields: ["HOST_CS_SELECTOR"], ref: "H-CS0", kut: ["test_host_segment_regs"], vbox: ["kVmxVDiag_Vmentry_HostCsTr"], kvm: "SW" },
+  { id: "host.sel.tr.null", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_TR_SELECTOR is 0000H", fields: ["HOST_TR_SELECTOR"], ref: "H-TR0", kut: ["test_host_segment_regs"], vbox: ["kVmxVDiag_Vmentry_HostCsTr"], kvm: "SW" },
+  { id: "host.sel.ss.null", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_SS_SELECTOR is 0000H while \"host address-space size\" is 0", fields: ["HOST_SS_SELECTOR","VM_EXIT_CONTROLS"], ref: "H-SS0", kut: ["test_host_segment_regs"], vbox: ["kVmxVDiag_Vmentry_HostSs"], kvm: "SW" },
+  { id: "host.fs-base.canonical", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_FS_BASE is not canonical", fields: ["HOST_FS_BASE"], ref: "H-BASES", kut: ["test_host_desc_tables","test_canonical"], vbox: ["kVmxVDiag_Vmentry_HostSegBase"], kvm: "SW" },
+  { id: "host.gs-base.canonical", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_GS_BASE is not canonical", fields: ["HOST_GS_BASE"], ref: "H-BASES", kut: ["test_host_desc_tables","test_canonical"], vbox: ["kVmxVDiag_Vmentry_HostSegBase"], kvm: "SW" },
+  { id: "host.gdtr-base.canonical", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_GDTR_BASE is not canonical", fields: ["HOST_GDTR_BASE"], ref: "H-BASES", kut: ["test_host_desc_tables","test_canonical"], vbox: ["kVmxVDiag_Vmentry_HostSegBase"], kvm: "SW" },
+  { id: "host.idtr-base.canonical", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_IDTR_BASE is not canonical", fields: ["HOST_IDTR_BASE"], ref: "H-BASES", kut: ["test_host_desc_tables","test_canonical"], vbox: ["kVmxVDiag_Vmentry_HostSegBase"], kvm: "SW" },
+  { id: "host.tr-base.canonical", sdm: "26.2.3", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "HOST_TR_BASE is not canonical", fields: ["HOST_TR_BASE"], ref: "H-BASES", kut: ["test_host_desc_tables","test_canonical"], vbox: ["kVmxVDiag_Vmentry_HostSegBase"], kvm: "SW" },
+  { id: "host.addr-size.no-intel64", sdm: "26.2.4", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "The processor does not support Intel 64 (no allowed-1 \"host address-space size\") and \"IA-32e mode guest\" or \"host address-space size\" is 1", fields: ["VM_EXIT_CONTROLS","VM_ENTRY_CONTROLS"], ref: "H-AS-OUT", kut: ["test_host_addr_size"], vbox: ["kVmxVDiag_Vmentry_HostGuestLongModeNoCpu"], kvm: "SW" },
+  { id: "host.addr-size.outside-ia32e-guest", sdm: "26.2.4", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "VMLAUNCH/VMRESUME executed outside IA-32e mode (IA32_EFER.LMA = 0) with \"IA-32e mode guest\" = 1", fields: ["VM_ENTRY_CONTROLS"], ref: "H-AS-OUT", kut: ["test_host_addr_size"], vbox: ["kVmxVDiag_Vmentry_HostGuestLongMode"], kvm: "SW" },
+  { id: "host.addr-size.outside-ia32e-hass", sdm: "26.2.4", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "VMLAUNCH/VMRESUME executed outside IA-32e mode with \"host address-space size\" = 1", fields: ["VM_EXIT_CONTROLS"], ref: "H-AS-OUT", kut: ["test_host_addr_size"], vbox: ["kVmxVDiag_Vmentry_HostGuestLongMode"], kvm: "SW" },
+  { id: "host.addr-size.inside-ia32e-hass", sdm: "26.2.4", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "VMLAUNCH/VMRESUME executed in IA-32e mode with \"host address-space size\" = 0", fields: ["VM_EXIT_CONTROLS"], ref: "H-AS-IN", kut: ["test_host_addr_size"], vbox: ["kVmxVDiag_Vmentry_HostLongMode"], kvm: "SW" },
+  { id: "host.addr-size.hass0-ia32e-guest", sdm: "26.2.4", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Host address-space size\" is 0 and \"IA-32e mode guest\" is 1", fields: ["VM_EXIT_CONTROLS","VM_ENTRY_CONTROLS"], ref: "H-HASS0", kut: ["test_host_addr_size"], vbox: [], kvm: "SW" },
+  { id: "host.addr-size.hass0-pcide", sdm: "26.2.4", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Host address-space size\" is 0 and HOST_CR4.PCIDE is 1", fields: ["VM_EXIT_CONTROLS","HOST_CR4"], ref: "H-HASS0", kut: ["test_host_addr_size"], vbox: ["kVmxVDiag_Vmentry_HostCr4Pcide"], kvm: "SW" },
+  { id: "host.addr-size.hass0-rip", sdm: "26.2.4", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Host address-space size\" is 0 and HOST_RIP bits 63:32 are not 0", fields: ["VM_EXIT_CONTROLS","HOST_RIP"], ref: "H-HASS0", kut: ["test_host_addr_size"], vbox: ["kVmxVDiag_Vmentry_HostRipRsvd"], kvm: "SW" },
+  { id: "host.addr-size.hass0-ssp", sdm: "26.2.4", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Host address-space size\" is 0, \"load CET state\" (VM-exit) is 1 and HOST_SSP bits 63:32 are not 0", fields: ["VM_EXIT_CONTROLS","HOST_SSP"], ref: "H-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "host.addr-size.hass1-pae", sdm: "26.2.4", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Host address-space size\" is 1 and HOST_CR4.PAE is 0", fields: ["VM_EXIT_CONTROLS","HOST_CR4"], ref: "H-HASS1", kut: ["test_host_addr_size"], vbox: ["kVmxVDiag_Vmentry_HostCr4Pae"], kvm: "SW" },
+  { id: "host.addr-size.hass1-rip", sdm: "26.2.4", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Host address-space size\" is 1 and HOST_RIP is not canonical (57-bit if HOST_CR4.LA57, else 48-bit)", fields: ["VM_EXIT_CONTROLS","HOST_RIP","HOST_CR4"], ref: "H-HASS1", kut: ["test_host_addr_size"], vbox: ["kVmxVDiag_Vmentry_HostRip"], kvm: "SW" },
+  { id: "host.addr-size.hass1-ssp", sdm: "26.2.4", stage: "host-state", class: "vmfail-valid-8", qualification: null, description: "\"Host address-space size\" is 1, \"load CET state\" (VM-exit) is 1 and HOST_SSP is not canonical", fields: ["VM_EXIT_CONTROLS","HOST_SSP"], ref: "H-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "guest.cr0.fixed-bits", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_CR0 sets a bit to a value IA32_VMX_CR0_FIXED0/1 do not allow (CD and NW never checked; PE and PG not checked with \"unrestricted guest\")", fields: ["GUEST_CR0","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "G-CR0", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestCr0Fixed0","kVmxVDiag_Vmentry_GuestCr0Fixed1"], kvm: "SW" },
+  { id: "guest.cr0.pg-without-pe", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_CR0.PG is 1 and GUEST_CR0.PE is 0", fields: ["GUEST_CR0"], ref: "G-CR0PG", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestCr0PgPe"], kvm: "SW" },
+  { id: "guest.cr4.fixed-bits", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_CR4 sets a bit to a value IA32_VMX_CR4_FIXED0/1 do not allow", fields: ["GUEST_CR4"], ref: "G-CR4", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestCr4Fixed0","kVmxVDiag_Vmentry_GuestCr4Fixed1"], kvm: "SW" },
+  { id: "guest.cr4.cet-requires-wp", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_CR4.CET is 1 and GUEST_CR0.WP is 0", fields: ["GUEST_CR4","GUEST_CR0"], ref: "G-CR4", kut: ["vmx_guest_state_area_test"], vbox: [], kvm: "SW" },
+  { id: "guest.debugctl.reserved", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load debug controls\" is 1 and GUEST_IA32_DEBUGCTL sets reserved bits", fields: ["VM_ENTRY_CONTROLS","GUEST_IA32_DEBUGCTL"], ref: "G-DBG", kut: ["test_guest_dr7"], vbox: ["kVmxVDiag_Vmentry_GuestDebugCtl"], kvm: "SW" },
+  { id: "guest.ia32e.paging", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"IA-32e mode guest\" is 1 and GUEST_CR0.PG is 0", fields: ["VM_ENTRY_CONTROLS","GUEST_CR0"], ref: "G-IA32E", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestPae"], kvm: "SW" },
+  { id: "guest.ia32e.pae", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"IA-32e mode guest\" is 1 and GUEST_CR4.PAE is 0", fields: ["VM_ENTRY_CONTROLS","GUEST_CR4"], ref: "G-IA32E", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestPae"], kvm: "SW" },
+  { id: "guest.cr4.pcide-outside-ia32e", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"IA-32e mode guest\" is 0 and GUEST_CR4.PCIDE is 1", fields: ["VM_ENTRY_CONTROLS","GUEST_CR4"], ref: "G-PCIDE", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestPcide"], kvm: "HW" },
+  { id: "guest.cr3.width", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_CR3 sets bits beyond the physical-address width", fields: ["GUEST_CR3"], ref: "G-CR3", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestCr3"], kvm: "SW" },
+  { id: "guest.dr7.high-bits", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load debug controls\" is 1 and GUEST_DR7 bits 63:32 are not 0", fields: ["VM_ENTRY_CONTROLS","GUEST_DR7"], ref: "G-DBG", kut: ["test_guest_dr7"], vbox: ["kVmxVDiag_Vmentry_GuestDr7"], kvm: "SW" },
+  { id: "guest.sysenter-esp.canonical", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_SYSENTER_ESP is not canonical", fields: ["GUEST_SYSENTER_ESP"], ref: "G-SYSENTER", kut: ["test_canonical"], vbox: ["kVmxVDiag_Vmentry_GuestSysenterEspEip"], kvm: "HW" },
+  { id: "guest.sysenter-eip.canonical", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_SYSENTER_EIP is not canonical", fields: ["GUEST_SYSENTER_EIP"], ref: "G-SYSENTER", kut: ["test_canonical"], vbox: ["kVmxVDiag_Vmentry_GuestSysenterEspEip"], kvm: "HW" },
+  { id: "guest.cet.s-cet-canonical", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load CET state\" (VM-entry) is 1 and GUEST_S_CET is not canonical", fields: ["VM_ENTRY_CONTROLS","GUEST_S_CET"], ref: "G-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "guest.cet.s-cet-reserved", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load CET state\" (VM-entry) is 1 and GUEST_S_CET sets reserved bits 9:6 or both SUPPRESS (10) and TRACKER (11)", fields: ["VM_ENTRY_CONTROLS","GUEST_S_CET"], ref: "G-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "guest.cet.ssp-table-canonical", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load CET state\" (VM-entry) is 1 and GUEST_INTR_SSP_TABLE is not canonical", fields: ["VM_ENTRY_CONTROLS","GUEST_INTR_SSP_TABLE"], ref: "G-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "guest.perf-global-ctrl.reserved", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load IA32_PERF_GLOBAL_CTRL\" (VM-entry) is 1 and GUEST_IA32_PERF_GLOBAL_CTRL sets bits reserved for the PMU", fields: ["VM_ENTRY_CONTROLS","GUEST_IA32_PERF_GLOBAL_CTRL"], ref: "G-PGC", kut: ["test_load_guest_perf_global_ctrl"], vbox: [], kvm: "SW" },
+  { id: "guest.pat.memory-types", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load IA32_PAT\" (VM-entry) is 1 and a GUEST_IA32_PAT byte is not 0, 1, 4, 5, 6 or 7", fields: ["VM_ENTRY_CONTROLS","GUEST_IA32_PAT"], ref: "G-PAT", kut: ["test_load_guest_pat"], vbox: ["kVmxVDiag_Vmentry_GuestPatMsr"], kvm: "SW" },
+  { id: "guest.efer.reserved", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load IA32_EFER\" (VM-entry) is 1 and GUEST_IA32_EFER sets reserved bits", fields: ["VM_ENTRY_CONTROLS","GUEST_IA32_EFER"], ref: "G-EFER", kut: ["test_guest_efer"], vbox: ["kVmxVDiag_Vmentry_GuestEferMsrRsvd"], kvm: "SW" },
+  { id: "guest.efer.lma", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load IA32_EFER\" (VM-entry) is 1 and GUEST_IA32_EFER.LMA differs from \"IA-32e mode guest\"", fields: ["VM_ENTRY_CONTROLS","GUEST_IA32_EFER"], ref: "G-EFER", kut: ["test_guest_efer"], vbox: ["kVmxVDiag_Vmentry_GuestEferMsr"], kvm: "SW" },
+  { id: "guest.efer.lme", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load IA32_EFER\" (VM-entry) is 1, GUEST_CR0.PG is 1 and GUEST_IA32_EFER.LME differs from LMA", fields: ["VM_ENTRY_CONTROLS","GUEST_IA32_EFER","GUEST_CR0"], ref: "G-EFER", kut: ["test_guest_efer"], vbox: ["kVmxVDiag_Vmentry_GuestEferMsr"], kvm: "SW" },
+  { id: "guest.bndcfgs.reserved", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load IA32_BNDCFGS\" is 1 and GUEST_BNDCFGS reserved bits 11:2 are not 0", fields: ["VM_ENTRY_CONTROLS","GUEST_BNDCFGS"], ref: "G-BNDCFGS", kut: ["test_load_guest_bndcfgs"], vbox: [], kvm: "SW" },
+  { id: "guest.bndcfgs.canonical", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load IA32_BNDCFGS\" is 1 and GUEST_BNDCFGS bits 63:12 (the bound-directory base) are not canonical", fields: ["VM_ENTRY_CONTROLS","GUEST_BNDCFGS"], ref: "G-BNDCFGS", kut: ["test_load_guest_bndcfgs"], vbox: [], kvm: "SW" },
+  { id: "guest.rtit-ctl.reserved", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load IA32_RTIT_CTL\" is 1 and GUEST_IA32_RTIT_CTL sets reserved bits", fields: ["VM_ENTRY_CONTROLS","GUEST_IA32_RTIT_CTL"], ref: null, kut: [], vbox: [], kvm: "N/A" },
+  { id: "guest.lbr-ctl.reserved", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load guest IA32_LBR_CTL\" is 1 and GUEST_IA32_LBR_CTL sets reserved bits", fields: ["VM_ENTRY_CONTROLS","GUEST_IA32_LBR_CTL"], ref: null, kut: [], vbox: [], kvm: "N/A" },
+  { id: "guest.pkrs.reserved", sdm: "26.3.1.1", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load PKRS\" (VM-entry) is 1 and GUEST_IA32_PKRS bits 63:32 are not 0", fields: ["VM_ENTRY_CONTROLS","GUEST_IA32_PKRS"], ref: null, kut: [], vbox: [], kvm: "N/A" },
+  { id: "guest.seg.tr.sel-ti", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_TR_SELECTOR has TI (bit 2) set", fields: ["GUEST_TR_SELECTOR"], ref: "G-SEG-TI", kut: ["test_guest_segment_sel_fields"], vbox: ["kVmxVDiag_Vmentry_GuestSegSelTr"], kvm: "HW" },
+  { id: "guest.seg.ldtr.sel-ti", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "LDTR is usable and GUEST_LDTR_SELECTOR has TI (bit 2) set", fields: ["GUEST_LDTR_SELECTOR","GUEST_LDTR_AR_BYTES"], ref: "G-SEG-TI", kut: ["test_guest_segment_sel_fields"], vbox: ["kVmxVDiag_Vmentry_GuestSegSelLdtr"], kvm: "HW" },
+  { id: "guest.seg.ss.sel-rpl", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "Not virtual-8086, \"unrestricted guest\" 0, and SS.RPL differs from CS.RPL", fields: ["GUEST_SS_SELECTOR","GUEST_CS_SELECTOR","GUEST_RFLAGS","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "G-SEG-RPL", kut: ["test_guest_segment_sel_fields"], vbox: ["kVmxVDiag_Vmentry_GuestSegSelCsSsRpl"], kvm: "HW" },
+  { id: "guest.seg.cs.v86-base", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_CS_BASE is not the selector shifted left by 4", fields: ["GUEST_RFLAGS","GUEST_CS_SELECTOR","GUEST_CS_BASE"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseV86Cs"], kvm: "HW" },
+  { id: "guest.seg.ss.v86-base", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_SS_BASE is not the selector shifted left by 4", fields: ["GUEST_RFLAGS","GUEST_SS_SELECTOR","GUEST_SS_BASE"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseV86Ss"], kvm: "HW" },
+  { id: "guest.seg.ds.v86-base", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_DS_BASE is not the selector shifted left by 4", fields: ["GUEST_RFLAGS","GUEST_DS_SELECTOR","GUEST_DS_BASE"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseV86Ds"], kvm: "HW" },
+  { id: "guest.seg.es.v86-base", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_ES_BASE is not the selector shifted left by 4", fields: ["GUEST_RFLAGS","GUEST_ES_SELECTOR","GUEST_ES_BASE"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseV86Es"], kvm: "HW" },
+  { id: "guest.seg.fs.v86-base", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_FS_BASE is not the selector shifted left by 4", fields: ["GUEST_RFLAGS","GUEST_FS_SELECTOR","GUEST_FS_BASE"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseV86Fs"], kvm: "HW" },
+  { id: "guest.seg.gs.v86-base", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_GS_BASE is not the selector shifted left by 4", fields: ["GUEST_RFLAGS","GUEST_GS_SELECTOR","GUEST_GS_BASE"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseV86Gs"], kvm: "HW" },
+  { id: "guest.seg.tr.base-canonical", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_TR_BASE is not canonical", fields: ["GUEST_TR_BASE"], ref: "G-SEG-BASE", kut: ["test_guest_segment_base_addr_fields"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseTr"], kvm: "HW" },
+  { id: "guest.seg.fs.base-canonical", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_FS_BASE is not canonical", fields: ["GUEST_FS_BASE"], ref: "G-SEG-BASE", kut: ["test_guest_segment_base_addr_fields"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseFs"], kvm: "HW" },
+  { id: "guest.seg.gs.base-canonical", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_GS_BASE is not canonical", fields: ["GUEST_GS_BASE"], ref: "G-SEG-BASE", kut: ["test_guest_segment_base_addr_fields"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseGs"], kvm: "HW" },
+  { id: "guest.seg.ldtr.base-canonical", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "LDTR is usable and GUEST_LDTR_BASE is not canonical", fields: ["GUEST_LDTR_BASE","GUEST_LDTR_AR_BYTES"], ref: "G-SEG-BASE", kut: ["test_guest_segment_base_addr_fields"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseLdtr"], kvm: "HW" },
+  { id: "guest.seg.cs.base-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_CS_BASE bits 63:32 are not 0", fields: ["GUEST_CS_BASE"], ref: "G-SEG-BASE", kut: ["test_guest_segment_base_addr_fields"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseCs"], kvm: "HW" },
+  { id: "guest.seg.ss.base-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "SS is usable and GUEST_SS_BASE bits 63:32 are not 0", fields: ["GUEST_SS_BASE","GUEST_SS_AR_BYTES"], ref: "G-SEG-BASE", kut: ["test_guest_segment_base_addr_fields"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseSs"], kvm: "HW" },
+  { id: "guest.seg.ds.base-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "DS is usable and GUEST_DS_BASE bits 63:32 are not 0", fields: ["GUEST_DS_BASE","GUEST_DS_AR_BYTES"], ref: "G-SEG-BASE", kut: ["test_guest_segment_base_addr_fields"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseDs"], kvm: "HW" },
+  { id: "guest.seg.es.base-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "ES is usable and GUEST_ES_BASE bits 63:32 are not 0", fields: ["GUEST_ES_BASE","GUEST_ES_AR_BYTES"], ref: "G-SEG-BASE", kut: ["test_guest_segment_base_addr_fields"], vbox: ["kVmxVDiag_Vmentry_GuestSegBaseEs"], kvm: "HW" },
+  { id: "guest.seg.cs.v86-limit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_CS_LIMIT is not 0000FFFFH", fields: ["GUEST_RFLAGS","GUEST_CS_LIMIT"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegLimitV86Cs"], kvm: "HW" },
+  { id: "guest.seg.ss.v86-limit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_SS_LIMIT is not 0000FFFFH", fields: ["GUEST_RFLAGS","GUEST_SS_LIMIT"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegLimitV86Ss"], kvm: "HW" },
+  { id: "guest.seg.ds.v86-limit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_DS_LIMIT is not 0000FFFFH", fields: ["GUEST_RFLAGS","GUEST_DS_LIMIT"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegLimitV86Ds"], kvm: "HW" },
+  { id: "guest.seg.es.v86-limit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_ES_LIMIT is not 0000FFFFH", fields: ["GUEST_RFLAGS","GUEST_ES_LIMIT"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegLimitV86Es"], kvm: "HW" },
+  { id: "guest.seg.fs.v86-limit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_FS_LIMIT is not 0000FFFFH", fields: ["GUEST_RFLAGS","GUEST_FS_LIMIT"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegLimitV86Fs"], kvm: "HW" },
+  { id: "guest.seg.gs.v86-limit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_GS_LIMIT is not 0000FFFFH", fields: ["GUEST_RFLAGS","GUEST_GS_LIMIT"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegLimitV86Gs"], kvm: "HW" },
+  { id: "guest.seg.cs.v86-ar", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_CS_AR_BYTES is not 000000F3H", fields: ["GUEST_RFLAGS","GUEST_CS_AR_BYTES"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrV86Cs"], kvm: "HW" },
+  { id: "guest.seg.ss.v86-ar", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_SS_AR_BYTES is not 000000F3H", fields: ["GUEST_RFLAGS","GUEST_SS_AR_BYTES"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrV86Ss"], kvm: "HW" },
+  { id: "guest.seg.ds.v86-ar", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_DS_AR_BYTES is not 000000F3H", fields: ["GUEST_RFLAGS","GUEST_DS_AR_BYTES"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrV86Ds"], kvm: "HW" },
+  { id: "guest.seg.es.v86-ar", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_ES_AR_BYTES is not 000000F3H", fields: ["GUEST_RFLAGS","GUEST_ES_AR_BYTES"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrV86Es"], kvm: "HW" },
+  { id: "guest.seg.fs.v86-ar", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_FS_AR_BYTES is not 000000F3H", fields: ["GUEST_RFLAGS","GUEST_FS_AR_BYTES"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrV86Fs"], kvm: "HW" },
+  { id: "guest.seg.gs.v86-ar", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 and GUEST_GS_AR_BYTES is not 000000F3H", fields: ["GUEST_RFLAGS","GUEST_GS_AR_BYTES"], ref: "G-V86", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrV86Gs"], kvm: "HW" },
+  { id: "guest.seg.cs.type", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: CS type is not 9, 11, 13 or 15 (or 3 with \"unrestricted guest\")", fields: ["GUEST_RFLAGS","GUEST_CS_AR_BYTES","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "G-CS-TYPE", kut: ["vmx_guest_state_area_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrCsType","kVmxVDiag_Vmentry_GuestSegAttrTypeAccCs"], kvm: "HW" },
+  { id: "guest.seg.ss.type", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: SS is usable and its type is not 3 or 7", fields: ["GUEST_RFLAGS","GUEST_SS_AR_BYTES"], ref: "G-SS-TYPE", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrSsType","kVmxVDiag_Vmentry_GuestSegAttrTypeAccSs"], kvm: "HW" },
+  { id: "guest.seg.ds.type-accessed", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: DS is usable and type bit 0 (accessed) is 0", fields: ["GUEST_RFLAGS","GUEST_DS_AR_BYTES"], ref: "G-DATA-TYPE", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrTypeAccDs"], kvm: "HW" },
+  { id: "guest.seg.es.type-accessed", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: ES is usable and type bit 0 (accessed) is 0", fields: ["GUEST_RFLAGS","GUEST_ES_AR_BYTES"], ref: "G-DATA-TYPE", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrTypeAccEs"], kvm: "HW" },
+  { id: "guest.seg.fs.type-accessed", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: FS is usable and type bit 0 (accessed) is 0", fields: ["GUEST_RFLAGS","GUEST_FS_AR_BYTES"], ref: "G-DATA-TYPE", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrTypeAccFs"], kvm: "HW" },
+  { id: "guest.seg.gs.type-accessed", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: GS is usable and type bit 0 (accessed) is 0", fields: ["GUEST_RFLAGS","GUEST_GS_AR_BYTES"], ref: "G-DATA-TYPE", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrTypeAccGs"], kvm: "HW" },
+  { id: "guest.seg.ds.type-readable", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: DS is a usable code segment (type bit 3) that is not readable (type bit 1)", fields: ["GUEST_RFLAGS","GUEST_DS_AR_BYTES"], ref: "G-DATA-TYPE", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrCsTypeRead"], kvm: "HW" },
+  { id: "guest.seg.es.type-readable", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: ES is a usable code segment (type bit 3) that is not readable (type bit 1)", fields: ["GUEST_RFLAGS","GUEST_ES_AR_BYTES"], ref: "G-DATA-TYPE", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrCsTypeRead"], kvm: "HW" },
+  { id: "guest.seg.fs.type-readable", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: FS is a usable code segment (type bit 3) that is not readable (type bit 1)", fields: ["GUEST_RFLAGS","GUEST_FS_AR_BYTES"], ref: "G-DATA-TYPE", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrCsTypeRead"], kvm: "HW" },
+  { id: "guest.seg.gs.type-readable", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: GS is a usable code segment (type bit 3) that is not readable (type bit 1)", fields: ["GUEST_RFLAGS","GUEST_GS_AR_BYTES"], ref: "G-DATA-TYPE", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrCsTypeRead"], kvm: "HW" },
+  { id: "guest.seg.cs.s-bit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: CS has S (bit 4) = 0", fields: ["GUEST_RFLAGS","GUEST_CS_AR_BYTES"], ref: "G-S", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrDescTypeCs"], kvm: "HW" },
+  { id: "guest.seg.ss.s-bit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: SS is usable and has S (bit 4) = 0", fields: ["GUEST_RFLAGS","GUEST_SS_AR_BYTES"], ref: "G-S", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrDescTypeSs"], kvm: "HW" },
+  { id: "guest.seg.ds.s-bit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: DS is usable and has S (bit 4) = 0", fields: ["GUEST_RFLAGS","GUEST_DS_AR_BYTES"], ref: "G-S", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrDescTypeDs"], kvm: "HW" },
+  { id: "guest.seg.es.s-bit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: ES is usable and has S (bit 4) = 0", fields: ["GUEST_RFLAGS","GUEST_ES_AR_BYTES"], ref: "G-S", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrDescTypeEs"], kvm: "HW" },
+  { id: "guest.seg.fs.s-bit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: FS is usable and has S (bit 4) = 0", fields: ["GUEST_RFLAGS","GUEST_FS_AR_BYTES"], ref: "G-S", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrDescTypeFs"], kvm: "HW" },
+  { id: "guest.seg.gs.s-bit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: GS is usable and has S (bit 4) = 0", fields: ["GUEST_RFLAGS","GUEST_GS_AR_BYTES"], ref: "G-S", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrDescTypeGs"], kvm: "HW" },
+  { id: "guest.seg.cs.dpl-type3", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: CS type is 3 and CS.DPL is not 0", fields: ["GUEST_RFLAGS","GUEST_CS_AR_BYTES","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "G-DPL", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrCsDplZero"], kvm: "HW" },
+  { id: "guest.seg.cs.dpl-nonconforming", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: CS type is 9 or 11 and CS.DPL differs from SS.DPL", fields: ["GUEST_RFLAGS","GUEST_CS_AR_BYTES","GUEST_SS_AR_BYTES"], ref: "G-DPL", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrCsDplEqSs"], kvm: "HW" },
+  { id: "guest.seg.cs.dpl-conforming", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: CS type is 13 or 15 and CS.DPL is greater than SS.DPL", fields: ["GUEST_RFLAGS","GUEST_CS_AR_BYTES","GUEST_SS_AR_BYTES"], ref: "G-DPL", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrCsDplLtSs"], kvm: "HW" },
+  { id: "guest.seg.ss.dpl-rpl", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: \"unrestricted guest\" is 0 and SS.DPL differs from SS.RPL", fields: ["GUEST_RFLAGS","GUEST_SS_AR_BYTES","GUEST_SS_SELECTOR","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "G-DPL", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrSsDplEqRpl","kVmxVDiag_Vmentry_GuestSegAttrDplRplSs"], kvm: "HW" },
+  { id: "guest.seg.ss.dpl-zero", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: CS type is 3 or GUEST_CR0.PE is 0, and SS.DPL is not 0", fields: ["GUEST_RFLAGS","GUEST_SS_AR_BYTES","GUEST_CS_AR_BYTES","GUEST_CR0"], ref: "G-DPL", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrSsDplZero"], kvm: "HW" },
+  { id: "guest.seg.ds.dpl-rpl", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: \"unrestricted guest\" is 0, DS is usable with type 0-11, and DPL is less than RPL", fields: ["GUEST_RFLAGS","GUEST_DS_AR_BYTES","GUEST_DS_SELECTOR","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "G-DPL", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrDplRplDs"], kvm: "HW" },
+  { id: "guest.seg.es.dpl-rpl", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: \"unrestricted guest\" is 0, ES is usable with type 0-11, and DPL is less than RPL", fields: ["GUEST_RFLAGS","GUEST_ES_AR_BYTES","GUEST_ES_SELECTOR","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "G-DPL", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrDplRplEs"], kvm: "HW" },
+  { id: "guest.seg.fs.dpl-rpl", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: \"unrestricted guest\" is 0, FS is usable with type 0-11, and DPL is less than RPL", fields: ["GUEST_RFLAGS","GUEST_FS_AR_BYTES","GUEST_FS_SELECTOR","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "G-DPL", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrDplRplFs"], kvm: "HW" },
+  { id: "guest.seg.gs.dpl-rpl", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: \"unrestricted guest\" is 0, GS is usable with type 0-11, and DPL is less than RPL", fields: ["GUEST_RFLAGS","GUEST_GS_AR_BYTES","GUEST_GS_SELECTOR","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "G-DPL", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrDplRplGs"], kvm: "HW" },
+  { id: "guest.seg.cs.present", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: CS has P (bit 7) = 0", fields: ["GUEST_RFLAGS","GUEST_CS_AR_BYTES"], ref: "G-P", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrPresentCs"], kvm: "HW" },
+  { id: "guest.seg.ss.present", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: SS is usable and has P (bit 7) = 0", fields: ["GUEST_RFLAGS","GUEST_SS_AR_BYTES"], ref: "G-P", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrPresentSs"], kvm: "HW" },
+  { id: "guest.seg.ds.present", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: DS is usable and has P (bit 7) = 0", fields: ["GUEST_RFLAGS","GUEST_DS_AR_BYTES"], ref: "G-P", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrPresentDs"], kvm: "HW" },
+  { id: "guest.seg.es.present", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: ES is usable and has P (bit 7) = 0", fields: ["GUEST_RFLAGS","GUEST_ES_AR_BYTES"], ref: "G-P", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrPresentEs"], kvm: "HW" },
+  { id: "guest.seg.fs.present", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: FS is usable and has P (bit 7) = 0", fields: ["GUEST_RFLAGS","GUEST_FS_AR_BYTES"], ref: "G-P", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrPresentFs"], kvm: "HW" },
+  { id: "guest.seg.gs.present", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: GS is usable and has P (bit 7) = 0", fields: ["GUEST_RFLAGS","GUEST_GS_AR_BYTES"], ref: "G-P", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrPresentGs"], kvm: "HW" },
+  { id: "guest.seg.cs.ar-reserved-low", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: CS access-rights bits 11:8 are not 0", fields: ["GUEST_RFLAGS","GUEST_CS_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdCs"], kvm: "HW" },
+  { id: "guest.seg.ss.ar-reserved-low", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: SS is usable and its access-rights bits 11:8 are not 0", fields: ["GUEST_RFLAGS","GUEST_SS_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdSs"], kvm: "HW" },
+  { id: "guest.seg.ds.ar-reserved-low", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: DS is usable and its access-rights bits 11:8 are not 0", fields: ["GUEST_RFLAGS","GUEST_DS_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdDs"], kvm: "HW" },
+  { id: "guest.seg.es.ar-reserved-low", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: ES is usable and its access-rights bits 11:8 are not 0", fields: ["GUEST_RFLAGS","GUEST_ES_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdEs"], kvm: "HW" },
+  { id: "guest.seg.fs.ar-reserved-low", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: FS is usable and its access-rights bits 11:8 are not 0", fields: ["GUEST_RFLAGS","GUEST_FS_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdFs"], kvm: "HW" },
+  { id: "guest.seg.gs.ar-reserved-low", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: GS is usable and its access-rights bits 11:8 are not 0", fields: ["GUEST_RFLAGS","GUEST_GS_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdGs"], kvm: "HW" },
+  { id: "guest.seg.cs.db-long", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: \"IA-32e mode guest\" is 1, CS.L is 1 and CS.D/B is 1", fields: ["GUEST_RFLAGS","GUEST_CS_AR_BYTES","VM_ENTRY_CONTROLS"], ref: "G-CS-L-DB", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrCsDefBig"], kvm: "HW" },
+  { id: "guest.seg.cs.granularity", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: CS G bit is inconsistent with the limit (limit[11:0] not all 1 with G = 1, or limit[31:20] not all 0 with G = 0)", fields: ["GUEST_RFLAGS","GUEST_CS_AR_BYTES","GUEST_CS_LIMIT"], ref: "G-LIMIT-G", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrGranCs"], kvm: "HW" },
+  { id: "guest.seg.ss.granularity", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: SS is usable and its G bit is inconsistent with the limit (limit[11:0] not all 1 with G = 1, or limit[31:20] not all 0 with G = 0)", fields: ["GUEST_RFLAGS","GUEST_SS_AR_BYTES","GUEST_SS_LIMIT"], ref: "G-LIMIT-G", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrGranSs"], kvm: "HW" },
+  { id: "guest.seg.ds.granularity", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: DS is usable and its G bit is inconsistent with the limit (limit[11:0] not all 1 with G = 1, or limit[31:20] not all 0 with G = 0)", fields: ["GUEST_RFLAGS","GUEST_DS_AR_BYTES","GUEST_DS_LIMIT"], ref: "G-LIMIT-G", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrGranDs"], kvm: "HW" },
+  { id: "guest.seg.es.granularity", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: ES is usable and its G bit is inconsistent with the limit (limit[11:0] not all 1 with G = 1, or limit[31:20] not all 0 with G = 0)", fields: ["GUEST_RFLAGS","GUEST_ES_AR_BYTES","GUEST_ES_LIMIT"], ref: "G-LIMIT-G", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrGranEs"], kvm: "HW" },
+  { id: "guest.seg.fs.granularity", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: FS is usable and its G bit is inconsistent with the limit (limit[11:0] not all 1 with G = 1, or limit[31:20] not all 0 with G = 0)", fields: ["GUEST_RFLAGS","GUEST_FS_AR_BYTES","GUEST_FS_LIMIT"], ref: "G-LIMIT-G", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrGranFs"], kvm: "HW" },
+  { id: "guest.seg.gs.granularity", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: GS is usable and its G bit is inconsistent with the limit (limit[11:0] not all 1 with G = 1, or limit[31:20] not all 0 with G = 0)", fields: ["GUEST_RFLAGS","GUEST_GS_AR_BYTES","GUEST_GS_LIMIT"], ref: "G-LIMIT-G", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrGranGs"], kvm: "HW" },
+  { id: "guest.seg.cs.ar-reserved-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: CS access-rights bits 31:17 are not 0", fields: ["GUEST_RFLAGS","GUEST_CS_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdCs"], kvm: "HW" },
+  { id: "guest.seg.ss.ar-reserved-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: SS is usable and its access-rights bits 31:17 are not 0", fields: ["GUEST_RFLAGS","GUEST_SS_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdSs"], kvm: "HW" },
+  { id: "guest.seg.ds.ar-reserved-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: DS is usable and its access-rights bits 31:17 are not 0", fields: ["GUEST_RFLAGS","GUEST_DS_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdDs"], kvm: "HW" },
+  { id: "guest.seg.es.ar-reserved-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: ES is usable and its access-rights bits 31:17 are not 0", fields: ["GUEST_RFLAGS","GUEST_ES_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdEs"], kvm: "HW" },
+  { id: "guest.seg.fs.ar-reserved-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: FS is usable and its access-rights bits 31:17 are not 0", fields: ["GUEST_RFLAGS","GUEST_FS_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdFs"], kvm: "HW" },
+  { id: "guest.seg.gs.ar-reserved-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "not virtual-8086: GS is usable and its access-rights bits 31:17 are not 0", fields: ["GUEST_RFLAGS","GUEST_GS_AR_BYTES"], ref: "G-AR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrRsvdGs"], kvm: "HW" },
+  { id: "guest.seg.tr.type", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "TR type is not 11 (busy 32/64-bit TSS), or 3 (busy 16-bit TSS) outside IA-32e mode", fields: ["GUEST_TR_AR_BYTES","VM_ENTRY_CONTROLS"], ref: "G-TR", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrTrType"], kvm: "HW" },
+  { id: "guest.seg.tr.s-bit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "TR has S (bit 4) = 1", fields: ["GUEST_TR_AR_BYTES"], ref: "G-TR", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrTrDescType"], kvm: "HW" },
+  { id: "guest.seg.tr.present", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "TR has P (bit 7) = 0", fields: ["GUEST_TR_AR_BYTES"], ref: "G-TR", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrTrPresent"], kvm: "HW" },
+  { id: "guest.seg.tr.ar-reserved-low", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "TR access-rights bits 11:8 are not 0", fields: ["GUEST_TR_AR_BYTES"], ref: "G-TR", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrTrRsvd"], kvm: "HW" },
+  { id: "guest.seg.tr.granularity", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "TR G bit is inconsistent with GUEST_TR_LIMIT", fields: ["GUEST_TR_AR_BYTES","GUEST_TR_LIMIT"], ref: "G-TR", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrTrGran"], kvm: "HW" },
+  { id: "guest.seg.tr.unusable", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "TR is marked unusable (access-rights bit 16)", fields: ["GUEST_TR_AR_BYTES"], ref: "G-TR", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrTrUnusable"], kvm: "HW" },
+  { id: "guest.seg.tr.ar-reserved-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "TR access-rights bits 31:17 are not 0", fields: ["GUEST_TR_AR_BYTES"], ref: "G-TR", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrTrRsvd"], kvm: "HW" },
+  { id: "guest.seg.ldtr.type", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "LDTR is usable and its type is not 2 (LDT)", fields: ["GUEST_LDTR_AR_BYTES"], ref: "G-LDTR", kut: ["vmx_ldtr_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrLdtrType"], kvm: "HW" },
+  { id: "guest.seg.ldtr.s-bit", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "LDTR is usable and has S (bit 4) = 1", fields: ["GUEST_LDTR_AR_BYTES"], ref: "G-LDTR", kut: ["vmx_ldtr_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrLdtrDescType"], kvm: "HW" },
+  { id: "guest.seg.ldtr.present", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "LDTR is usable and has P (bit 7) = 0", fields: ["GUEST_LDTR_AR_BYTES"], ref: "G-LDTR", kut: ["vmx_ldtr_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrLdtrPresent"], kvm: "HW" },
+  { id: "guest.seg.ldtr.ar-reserved-low", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "LDTR is usable and its access-rights bits 11:8 are not 0", fields: ["GUEST_LDTR_AR_BYTES"], ref: "G-LDTR", kut: ["vmx_ldtr_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrLdtrRsvd"], kvm: "HW" },
+  { id: "guest.seg.ldtr.granularity", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "LDTR is usable and its G bit is inconsistent with GUEST_LDTR_LIMIT", fields: ["GUEST_LDTR_AR_BYTES","GUEST_LDTR_LIMIT"], ref: "G-LDTR", kut: ["vmx_ldtr_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrLdtrGran"], kvm: "HW" },
+  { id: "guest.seg.ldtr.ar-reserved-high", sdm: "26.3.1.2", stage: "guest-state", class: "exit-33", qualification: 0, description: "LDTR is usable and its access-rights bits 31:17 are not 0", fields: ["GUEST_LDTR_AR_BYTES"], ref: "G-LDTR", kut: ["vmx_ldtr_test"], vbox: ["kVmxVDiag_Vmentry_GuestSegAttrLdtrRsvd"], kvm: "HW" },
+  { id: "guest.gdtr.base-canonical", sdm: "26.3.1.3", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_GDTR_BASE is not canonical", fields: ["GUEST_GDTR_BASE"], ref: "G-DTR", kut: ["test_canonical"], vbox: ["kVmxVDiag_Vmentry_GuestGdtrBase"], kvm: "HW" },
+  { id: "guest.idtr.base-canonical", sdm: "26.3.1.3", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_IDTR_BASE is not canonical", fields: ["GUEST_IDTR_BASE"], ref: "G-DTR", kut: ["test_canonical"], vbox: ["kVmxVDiag_Vmentry_GuestIdtrBase"], kvm: "HW" },
+  { id: "guest.gdtr.limit", sdm: "26.3.1.3", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_GDTR_LIMIT bits 31:16 are not 0", fields: ["GUEST_GDTR_LIMIT"], ref: "G-DTR", kut: ["test_canonical"], vbox: ["kVmxVDiag_Vmentry_GuestGdtrLimit"], kvm: "HW" },
+  { id: "guest.idtr.limit", sdm: "26.3.1.3", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_IDTR_LIMIT bits 31:16 are not 0", fields: ["GUEST_IDTR_LIMIT"], ref: "G-DTR", kut: ["test_canonical"], vbox: ["kVmxVDiag_Vmentry_GuestIdtrLimit"], kvm: "HW" },
+  { id: "guest.rip.high-bits", sdm: "26.3.1.4", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"IA-32e mode guest\" is 0 or CS.L is 0, and GUEST_RIP bits 63:32 are not 0", fields: ["VM_ENTRY_CONTROLS","GUEST_CS_AR_BYTES","GUEST_RIP"], ref: "G-RIP", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestRipRsvd"], kvm: "HW" },
+  { id: "guest.rip.canonical", sdm: "26.3.1.4", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"IA-32e mode guest\" and CS.L are 1 and GUEST_RIP is not canonical (57-bit if GUEST_CR4.LA57, else 48-bit)", fields: ["VM_ENTRY_CONTROLS","GUEST_CS_AR_BYTES","GUEST_RIP","GUEST_CR4"], ref: "G-RIP", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestRip"], kvm: "HW" },
+  { id: "guest.rflags.reserved", sdm: "26.3.1.4", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_RFLAGS sets reserved bits 63:22, 15, 5 or 3, or clears bit 1", fields: ["GUEST_RFLAGS"], ref: "G-RFLAGS", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestRFlagsRsvd"], kvm: "HW" },
+  { id: "guest.rflags.vm", sdm: "26.3.1.4", stage: "guest-state", class: "exit-33", qualification: 0, description: "RFLAGS.VM is 1 while \"IA-32e mode guest\" is 1 or GUEST_CR0.PE is 0", fields: ["GUEST_RFLAGS","VM_ENTRY_CONTROLS","GUEST_CR0"], ref: "G-RFLAGS", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestRFlagsVm"], kvm: "HW" },
+  { id: "guest.rflags.if", sdm: "26.3.1.4", stage: "guest-state", class: "exit-33", qualification: 0, description: "An external interrupt is injected and RFLAGS.IF is 0", fields: ["GUEST_RFLAGS","VM_ENTRY_INTR_INFO_FIELD"], ref: "G-RFLAGS", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestRFlagsIf"], kvm: "HW" },
+  { id: "guest.ssp.alignment", sdm: "26.3.1.4", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load CET state\" (VM-entry) is 1 and GUEST_SSP bits 1:0 are not 0", fields: ["VM_ENTRY_CONTROLS","GUEST_SSP"], ref: "G-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "guest.ssp.high-bits", sdm: "26.3.1.4", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load CET state\" is 1, \"IA-32e mode guest\" or CS.L is 0, and GUEST_SSP bits 63:32 are not 0", fields: ["VM_ENTRY_CONTROLS","GUEST_CS_AR_BYTES","GUEST_SSP"], ref: "G-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "guest.ssp.canonical", sdm: "26.3.1.4", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Load CET state\", \"IA-32e mode guest\" and CS.L are 1 and GUEST_SSP is not canonical", fields: ["VM_ENTRY_CONTROLS","GUEST_CS_AR_BYTES","GUEST_SSP"], ref: "G-CET", kut: ["vmx_cet_test"], vbox: [], kvm: "SW" },
+  { id: "guest.activity.supported", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_ACTIVITY_STATE names a state IA32_VMX_MISC[8:6] does not support (or is above 3)", fields: ["GUEST_ACTIVITY_STATE"], ref: "G-ACT", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestActStateRsvd"], kvm: "SW" },
+  { id: "guest.activity.hlt-ss-dpl", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Activity state is HLT and SS.DPL is not 0", fields: ["GUEST_ACTIVITY_STATE","GUEST_SS_AR_BYTES"], ref: "G-ACT-HLT", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestActStateSsDpl"], kvm: "HW" },
+  { id: "guest.activity.blocking", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Interruptibility indicates blocking by STI or MOV SS and the activity state is not active", fields: ["GUEST_ACTIVITY_STATE","GUEST_INTERRUPTIBILITY_INFO"], ref: "G-ACT-BLK", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestActStateStiMovSs"], kvm: "HW" },
+  { id: "guest.activity.hlt-event", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Activity state is HLT and the injected event is not an external interrupt, NMI, #DB, #MC or pending MTF", fields: ["GUEST_ACTIVITY_STATE","VM_ENTRY_INTR_INFO_FIELD"], ref: "G-ACT-EVT", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestActStateHlt"], kvm: "HW" },
+  { id: "guest.activity.shutdown-event", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Activity state is shutdown and the injected event is not an NMI or #MC", fields: ["GUEST_ACTIVITY_STATE","VM_ENTRY_INTR_INFO_FIELD"], ref: "G-ACT-EVT", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestActStateShutdown"], kvm: "HW" },
+  { id: "guest.activity.sipi-event", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Activity state is wait-for-SIPI and an event is injected", fields: ["GUEST_ACTIVITY_STATE","VM_ENTRY_INTR_INFO_FIELD"], ref: "G-ACT-EVT", kut: [], vbox: [], kvm: "HW" },
+  { id: "guest.activity.sipi-entry-to-smm", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Activity state is wait-for-SIPI and \"entry to SMM\" is 1", fields: ["GUEST_ACTIVITY_STATE","VM_ENTRY_CONTROLS"], ref: "G-ACT-EVT", kut: [], vbox: [], kvm: "HW" },
+  { id: "guest.interruptibility.reserved", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_INTERRUPTIBILITY_INFO bits 31:5 are not 0", fields: ["GUEST_INTERRUPTIBILITY_INFO"], ref: "G-INTR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestIntStateRsvd"], kvm: "HW" },
+  { id: "guest.interruptibility.sti-and-mov-ss", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Interruptibility indicates blocking by both STI and MOV SS", fields: ["GUEST_INTERRUPTIBILITY_INFO"], ref: "G-INTR-BOTH", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestIntStateStiMovSs"], kvm: "HW" },
+  { id: "guest.interruptibility.sti-if", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Blocking by STI is 1 and RFLAGS.IF is 0", fields: ["GUEST_INTERRUPTIBILITY_INFO","GUEST_RFLAGS"], ref: "G-INTR-STI-IF", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestIntStateRFlagsSti"], kvm: "HW" },
+  { id: "guest.interruptibility.ext-int-blocking", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "An external interrupt is injected while blocking by STI or MOV SS is 1", fields: ["GUEST_INTERRUPTIBILITY_INFO","VM_ENTRY_INTR_INFO_FIELD"], ref: "G-INTR-INJ", kut: ["vmx_pending_event_test"], vbox: ["kVmxVDiag_Vmentry_GuestIntStateExtInt"], kvm: "HW" },
+  { id: "guest.interruptibility.nmi-mov-ss", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "An NMI is injected while blocking by MOV SS is 1", fields: ["GUEST_INTERRUPTIBILITY_INFO","VM_ENTRY_INTR_INFO_FIELD"], ref: "G-INTR-INJ", kut: ["vmx_pending_event_test"], vbox: ["kVmxVDiag_Vmentry_GuestIntStateNmi"], kvm: "HW" },
+  { id: "guest.interruptibility.smi-outside-smm", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Blocking by SMI is 1 while the processor is not in SMM", fields: ["GUEST_INTERRUPTIBILITY_INFO"], ref: "G-INTR-SMI", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestIntStateSmi"], kvm: "HW" },
+  { id: "guest.interruptibility.smi-entry-to-smm", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Entry to SMM\" is 1 and blocking by SMI is 0", fields: ["GUEST_INTERRUPTIBILITY_INFO","VM_ENTRY_CONTROLS"], ref: "G-INTR-SMI", kut: [], vbox: [], kvm: "HW" },
+  { id: "guest.interruptibility.nmi-sti", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 3, description: "An NMI is injected while blocking by STI is 1 (the SDM lets a processor require this; modelled as required, exit qualification 3)", fields: ["GUEST_INTERRUPTIBILITY_INFO","VM_ENTRY_INTR_INFO_FIELD"], ref: "G-INTR-INJ", kut: ["vmx_pending_event_test"], vbox: ["kVmxVDiag_Vmentry_GuestIntStateNmi"], kvm: "HW" },
+  { id: "guest.interruptibility.virtual-nmi-blocking", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "\"Virtual NMIs\" is 1, an NMI is injected and blocking by NMI is 1", fields: ["GUEST_INTERRUPTIBILITY_INFO","VM_ENTRY_INTR_INFO_FIELD","PIN_BASED_VM_EXEC_CONTROL"], ref: "G-INTR-INJ", kut: ["vmx_pending_event_test"], vbox: ["kVmxVDiag_Vmentry_GuestIntStateVirtNmi"], kvm: "HW" },
+  { id: "guest.interruptibility.enclave", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Enclave interruption (bit 4) is 1 while blocking by MOV SS is 1 or the processor lacks SGX", fields: ["GUEST_INTERRUPTIBILITY_INFO"], ref: "G-INTR-RSV", kut: [], vbox: ["kVmxVDiag_Vmentry_GuestIntStateEnclave"], kvm: "HW" },
+  { id: "guest.pending-dbg.reserved", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "GUEST_PENDING_DBG_EXCEPTIONS sets reserved bits 11:4, 13, 15 or 63:17", fields: ["GUEST_PENDING_DBG_EXCEPTIONS"], ref: "G-PDBG", kut: ["vmx_db_test"], vbox: ["kVmxVDiag_Vmentry_GuestPndDbgXcptRsvd"], kvm: "HW" },
+  { id: "guest.pending-dbg.bs-set", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "STI/MOV-SS blocking or HLT, RFLAGS.TF = 1 and DEBUGCTL.BTF = 0, but pending-debug BS (bit 14) is 0", fields: ["GUEST_PENDING_DBG_EXCEPTIONS","GUEST_INTERRUPTIBILITY_INFO","GUEST_ACTIVITY_STATE","GUEST_RFLAGS","GUEST_IA32_DEBUGCTL"], ref: "G-PDBG", kut: ["vmx_db_test"], vbox: ["kVmxVDiag_Vmentry_GuestPndDbgXcptBsTf"], kvm: "HW" },
+  { id: "guest.pending-dbg.bs-clear", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "STI/MOV-SS blocking or HLT, RFLAGS.TF = 0 or DEBUGCTL.BTF = 1, but pending-debug BS (bit 14) is 1", fields: ["GUEST_PENDING_DBG_EXCEPTIONS","GUEST_INTERRUPTIBILITY_INFO","GUEST_ACTIVITY_STATE","GUEST_RFLAGS","GUEST_IA32_DEBUGCTL"], ref: "G-PDBG", kut: ["vmx_db_test"], vbox: ["kVmxVDiag_Vmentry_GuestPndDbgXcptBsNoTf"], kvm: "HW" },
+  { id: "guest.pending-dbg.rtm-bits", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Pending-debug RTM (bit 16) is 1 and bits 11:0, 15:13 are not 0 or bit 12 is 0", fields: ["GUEST_PENDING_DBG_EXCEPTIONS"], ref: "G-PDBG", kut: ["vmx_db_test"], vbox: ["kVmxVDiag_Vmentry_GuestPndDbgXcptRtm"], kvm: "HW" },
+  { id: "guest.pending-dbg.rtm-unsupported", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Pending-debug RTM (bit 16) is 1 on a processor without RTM", fields: ["GUEST_PENDING_DBG_EXCEPTIONS"], ref: "G-PDBG", kut: ["vmx_db_test"], vbox: ["kVmxVDiag_Vmentry_GuestPndDbgXcptRtm"], kvm: "HW" },
+  { id: "guest.pending-dbg.rtm-mov-ss", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 0, description: "Pending-debug RTM (bit 16) is 1 while blocking by MOV SS is 1", fields: ["GUEST_PENDING_DBG_EXCEPTIONS","GUEST_INTERRUPTIBILITY_INFO"], ref: "G-PDBG", kut: ["vmx_db_test"], vbox: ["kVmxVDiag_Vmentry_GuestPndDbgXcptRtm"], kvm: "HW" },
+  { id: "guest.link.alignment", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 4, description: "VMCS link pointer is not FFFFFFFF_FFFFFFFFH and bits 11:0 are not 0", fields: ["VMCS_LINK_POINTER"], ref: "G-LINK", kut: [], vbox: ["kVmxVDiag_Vmentry_AddrVmcsLinkPtr"], kvm: "SW" },
+  { id: "guest.link.width", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 4, description: "VMCS link pointer is not FFFFFFFF_FFFFFFFFH and sets bits beyond the physical-address width", fields: ["VMCS_LINK_POINTER"], ref: "G-LINK", kut: [], vbox: ["kVmxVDiag_Vmentry_AddrVmcsLinkPtr"], kvm: "SW" },
+  { id: "guest.link.revision-id", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 4, description: "Bits 30:0 of the dword at the VMCS link pointer are not the VMCS revision identifier", fields: ["VMCS_LINK_POINTER"], ref: "G-LINK", kut: [], vbox: ["kVmxVDiag_Vmentry_VmcsLinkPtrRevId"], kvm: "SW" },
+  { id: "guest.link.shadow-bit", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 4, description: "Bit 31 of the dword at the VMCS link pointer differs from the \"VMCS shadowing\" control", fields: ["VMCS_LINK_POINTER","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL"], ref: "G-LINK", kut: [], vbox: ["kVmxVDiag_Vmentry_VmcsLinkPtrShadow"], kvm: "SW" },
+  { id: "guest.link.current-vmcs", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 4, description: "Outside SMM (or with \"entry to SMM\"), the VMCS link pointer equals the current-VMCS pointer", fields: ["VMCS_LINK_POINTER","VM_ENTRY_CONTROLS"], ref: "G-LINK", kut: [], vbox: ["kVmxVDiag_Vmentry_VmcsLinkPtrCurVmcs"], kvm: "SW" },
+  { id: "guest.link.executive-vmcs", sdm: "26.3.1.5", stage: "guest-state", class: "exit-33", qualification: 4, description: "In SMM without \"entry to SMM\", the VMCS link pointer equals the executive-VMCS pointer", fields: ["VMCS_LINK_POINTER","VM_ENTRY_CONTROLS","EXECUTIVE_VMCS_POINTER"], ref: "G-LINK", kut: [], vbox: [], kvm: "SW" },
+  { id: "guest.pdpte.0.reserved", sdm: "26.3.1.6", stage: "guest-state", class: "exit-33", qualification: 2, description: "PAE paging (CR0.PG = 1, CR4.PAE = 1, \"IA-32e mode guest\" = 0): PDPTE 0 is present and sets reserved bits 2:1, 8:5 or 63:MAXPHYADDR (from GUEST_PDPTR0 with EPT, else from memory at GUEST_CR3)", fields: ["GUEST_CR0","GUEST_CR4","VM_ENTRY_CONTROLS","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","GUEST_PDPTR0","GUEST_CR3"], ref: "G-PDPTE", kut: ["vmx_pae_test"], vbox: ["kVmxVDiag_Vmentry_GuestPdpte"], kvm: "SW" },
+  { id: "guest.pdpte.1.reserved", sdm: "26.3.1.6", stage: "guest-state", class: "exit-33", qualification: 2, description: "PAE paging (CR0.PG = 1, CR4.PAE = 1, \"IA-32e mode guest\" = 0): PDPTE 1 is present and sets reserved bits 2:1, 8:5 or 63:MAXPHYADDR (from GUEST_PDPTR1 with EPT, else from memory at GUEST_CR3)", fields: ["GUEST_CR0","GUEST_CR4","VM_ENTRY_CONTROLS","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","GUEST_PDPTR1","GUEST_CR3"], ref: "G-PDPTE", kut: ["vmx_pae_test"], vbox: ["kVmxVDiag_Vmentry_GuestPdpte"], kvm: "SW" },
+  { id: "guest.pdpte.2.reserved", sdm: "26.3.1.6", stage: "guest-state", class: "exit-33", qualification: 2, description: "PAE paging (CR0.PG = 1, CR4.PAE = 1, \"IA-32e mode guest\" = 0): PDPTE 2 is present and sets reserved bits 2:1, 8:5 or 63:MAXPHYADDR (from GUEST_PDPTR2 with EPT, else from memory at GUEST_CR3)", fields: ["GUEST_CR0","GUEST_CR4","VM_ENTRY_CONTROLS","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","GUEST_PDPTR2","GUEST_CR3"], ref: "G-PDPTE", kut: ["vmx_pae_test"], vbox: ["kVmxVDiag_Vmentry_GuestPdpte"], kvm: "SW" },
+  { id: "guest.pdpte.3.reserved", sdm: "26.3.1.6", stage: "guest-state", class: "exit-33", qualification: 2, description: "PAE paging (CR0.PG = 1, CR4.PAE = 1, \"IA-32e mode guest\" = 0): PDPTE 3 is present and sets reserved bits 2:1, 8:5 or 63:MAXPHYADDR (from GUEST_PDPTR3 with EPT, else from memory at GUEST_CR3)", fields: ["GUEST_CR0","GUEST_CR4","VM_ENTRY_CONTROLS","CPU_BASED_VM_EXEC_CONTROL","SECONDARY_VM_EXEC_CONTROL","GUEST_PDPTR3","GUEST_CR3"], ref: "G-PDPTE", kut: ["vmx_pae_test"], vbox: ["kVmxVDiag_Vmentry_GuestPdpte"], kvm: "SW" },
+  { id: "msr-load.entry.fs-gs-base", sdm: "26.4", stage: "msr-load", class: "exit-34", qualification: null, description: "An MSR-load entry names IA32_FS_BASE (C0000100H) or IA32_GS_BASE (C0000101H)", fields: ["VM_ENTRY_MSR_LOAD_COUNT","VM_ENTRY_MSR_LOAD_ADDR"], ref: "M-FSGS", kut: ["test_entry_msr_load"], vbox: ["kVmxVDiag_Vmentry_MsrLoad"], kvm: "SW" },
+  { id: "msr-load.entry.x2apic", sdm: "26.4", stage: "msr-load", class: "exit-34", qualification: null, description: "An MSR-load entry index has bits 31:8 = 000008H (an x2APIC MSR)", fields: ["VM_ENTRY_MSR_LOAD_COUNT","VM_ENTRY_MSR_LOAD_ADDR"], ref: "M-X2APIC", kut: [], vbox: ["kVmxVDiag_Vmentry_MsrLoad"], kvm: "SW" },
+  { id: "msr-load.entry.smm-monitor-ctl", sdm: "26.4", stage: "msr-load", class: "exit-34", qualification: null, description: "An MSR-load entry names IA32_SMM_MONITOR_CTL (9BH), writable only in SMM, and the entry did not commence in SMM", fields: ["VM_ENTRY_MSR_LOAD_COUNT","VM_ENTRY_MSR_LOAD_ADDR"], ref: "M-SMM", kut: [], vbox: ["kVmxVDiag_Vmentry_MsrLoad"], kvm: "SW" },
+  { id: "msr-load.entry.microcode", sdm: "26.4", stage: "msr-load", class: "exit-34", qualification: null, description: "An MSR-load entry names IA32_BIOS_UPDT_TRIG (79H) or IA32_BIOS_SIGN_ID (8BH), which VM entry cannot load (model-specific)", fields: ["VM_ENTRY_MSR_LOAD_COUNT","VM_ENTRY_MSR_LOAD_ADDR"], ref: "M-UCODE", kut: [], vbox: ["kVmxVDiag_Vmentry_MsrLoad"], kvm: "SW" },
+  { id: "msr-load.entry.reserved-bits", sdm: "26.4", stage: "msr-load", class: "exit-34", qualification: null, description: "An MSR-load entry has bits 63:32 (the reserved dword) not 0", fields: ["VM_ENTRY_MSR_LOAD_COUNT","VM_ENTRY_MSR_LOAD_ADDR"], ref: "M-RSV", kut: ["test_entry_msr_load"], vbox: ["kVmxVDiag_Vmentry_MsrLoadRsvd"], kvm: "SW" },
+  { id: "msr-load.entry.wrmsr-fault", sdm: "26.4", stage: "msr-load", class: "exit-34", qualification: null, description: "WRMSR of the entry value to the entry MSR would cause #GP at CPL 0", fields: ["VM_ENTRY_MSR_LOAD_COUNT","VM_ENTRY_MSR_LOAD_ADDR"], ref: "M-WRMSR", kut: [], vbox: ["kVmxVDiag_Vmentry_MsrLoad"], kvm: "SW" },
+  { id: "msr-load.list.capacity", sdm: "26.4", stage: "msr-load", class: "exit-34", qualification: null, description: "The VM-entry MSR-load count exceeds 512 * (IA32_VMX_MISC[27:25] + 1); the entry at that index fails (the SDM leaves the behaviour undefined)", fields: ["VM_ENTRY_MSR_LOAD_COUNT"], ref: "M-CAP", kut: [], vbox: ["kVmxVDiag_Vmentry_MsrLoadCount"], kvm: "SW" },
 ];
 
 export type EntryCheckId =
-  never;
+  | "ctrl.pin.allowed-settings"
+  | "ctrl.primary.allowed-settings"
+  | "ctrl.secondary.allowed-settings"
+  | "ctrl.tertiary.allowed-settings"
+  | "ctrl.cr3-target-count.limit"
+  | "ctrl.io-bitmap-a.alignment"
+  | "ctrl.io-bitmap-a.width"
+  | "ctrl.io-bitmap-b.alignment"
+  | "ctrl.io-bitmap-b.width"
+  | "ctrl.msr-bitmap.alignment"
+  | "ctrl.msr-bitmap.width"
+  | "ctrl.virtual-apic.alignment"
+  | "ctrl.virtual-apic.width"
+  | "ctrl.tpr-threshold.reserved"
+  | "ctrl.tpr-threshold.vtpr"
+  | "ctrl.no-tpr-shadow.virtualize-x2apic"
+  | "ctrl.no-tpr-shadow.apic-register-virtualization"
+  | "ctrl.no-tpr-shadow.virtual-interrupt-delivery"
+  | "ctrl.no-tpr-shadow.ipi-virtualization"
+  | "ctrl.nmi.virtual-nmis-without-nmi-exiting"
+  | "ctrl.nmi.nmi-window-without-virtual-nmis"
+  | "ctrl.apic-access.alignment"
+  | "ctrl.apic-access.width"
+  | "ctrl.virtualize-x2apic.apic-access"
+  | "ctrl.virtual-interrupt-delivery.external-interrupt-exiting"
+  | "ctrl.posted-interrupts.virtual-interrupt-delivery"
+  | "ctrl.posted-interrupts.acknowledge-interrupt-on-exit"
+  | "ctrl.posted-interrupts.notification-vector"
+  | "ctrl.posted-interrupts.descriptor-alignment"
+  | "ctrl.posted-interrupts.descriptor-width"
+  | "ctrl.vpid.nonzero"
+  | "ctrl.eptp.memory-type"
+  | "ctrl.eptp.walk-length"
+  | "ctrl.eptp.accessed-dirty"
+  | "ctrl.eptp.supervisor-shadow-stack"
+  | "ctrl.eptp.reserved"
+  | "ctrl.eptp.width"
+  | "ctrl.pml.requires-ept"
+  | "ctrl.pml.alignment"
+  | "ctrl.pml.width"
+  | "ctrl.unrestricted-guest.requires-ept"
+  | "ctrl.mode-based-execute.requires-ept"
+  | "ctrl.spp.requires-ept"
+  | "ctrl.spp.alignment"
+  | "ctrl.spp.width"
+  | "ctrl.vmfunc.allowed-settings"
+  | "ctrl.vmfunc.eptp-switching-requires-ept"
+  | "ctrl.vmfunc.eptp-list.alignment"
+  | "ctrl.vmfunc.eptp-list.width"
+  | "ctrl.vmcs-shadowing.vmread-bitmap.alignment"
+  | "ctrl.vmcs-shadowing.vmread-bitmap.width"
+  | "ctrl.vmcs-shadowing.vmwrite-bitmap.alignment"
+  | "ctrl.vmcs-shadowing.vmwrite-bitmap.width"
+  | "ctrl.ept-violation-ve.info.alignment"
+  | "ctrl.ept-violation-ve.info.width"
+  | "ctrl.ipi-virtualization.pid-table.alignment"
+  | "ctrl.ipi-virtualization.pid-table.width"
+  | "ctrl.exit.allowed-settings"
+  | "ctrl.exit2.allowed-settings"
+  | "ctrl.exit.save-preemption-timer"
+  | "ctrl.exit-msr-store.alignment"
+  | "ctrl.exit-msr-store.width"
+  | "ctrl.exit-msr-store.last-byte"
+  | "ctrl.exit-msr-load.alignment"
+  | "ctrl.exit-msr-load.width"
+  | "ctrl.exit-msr-load.last-byte"
+  | "ctrl.entry.allowed-settings"
+  | "ctrl.entry.event.type-reserved"
+  | "ctrl.entry.event.nmi-vector"
+  | "ctrl.entry.event.hw-exception-vector"
+  | "ctrl.entry.event.other-event-vector"
+  | "ctrl.entry.event.error-code-missing"
+  | "ctrl.entry.event.error-code-not-hw-exception"
+  | "ctrl.entry.event.error-code-real-mode"
+  | "ctrl.entry.event.error-code-vector"
+  | "ctrl.entry.event.reserved-bits"
+  | "ctrl.entry.event.error-code-reserved"
+  | "ctrl.entry.event.instruction-length"
+  | "ctrl.entry.event.instruction-length-zero"
+  | "ctrl.entry-msr-load.alignment"
+  | "ctrl.entry-msr-load.width"
+  | "ctrl.entry-msr-load.last-byte"
+  | "ctrl.entry.smm-outside-smm"
+  | "ctrl.entry.dual-monitor-outside-smm"
+  | "ctrl.entry.smm-and-dual-monitor"
+  | "host.cr0.fixed-bits"
+  | "host.cr4.fixed-bits"
+  | "host.cr4.cet-requires-wp"
+  | "host.cr3.width"
+  | "host.sysenter-esp.canonical"
+  | "host.sysenter-eip.canonical"
+  | "host.cet.s-cet-canonical"
+  | "host.cet.s-cet-reserved"
+  | "host.cet.ssp-table-canonical"
+  | "host.cet.ssp-alignment"
+  | "host.perf-global-ctrl.reserved"
+  | "host.pat.memory-types"
+  | "host.efer.reserved"
+  | "host.efer.lma"
+  | "host.efer.lme"
+  | "host.pkrs.reserved"
+  | "host.sel.es.rpl-ti"
+  | "host.sel.cs.rpl-ti"
+  | "host.sel.ss.rpl-ti"
+  | "host.sel.ds.rpl-ti"
+  | "host.sel.fs.rpl-ti"
+  | "host.sel.gs.rpl-ti"
+  | "host.sel.tr.rpl-ti"
+  | "host.sel.cs.null"
+  | "host.sel.tr.null"
+  | "host.sel.ss.null"
+  | "host.fs-base.canonical"
+  | "host.gs-base.canonical"
+  | "host.gdtr-base.canonical"
+  | "host.idtr-base.canonical"
+  | "host.tr-base.canonical"
+  | "host.addr-size.no-intel64"
+  | "host.addr-size.outside-ia32e-guest"
+  | "host.addr-size.outside-ia32e-hass"
+  | "host.addr-size.inside-ia32e-hass"
+  | "host.addr-size.hass0-ia32e-guest"
+  | "host.addr-size.hass0-pcide"
+  | "host.addr-size.hass0-rip"
+  | "host.addr-size.hass0-ssp"
+  | "host.addr-size.hass1-pae"
+  | "host.addr-size.hass1-rip"
+  | "host.addr-size.hass1-ssp"
+  | "guest.cr0.fixed-bits"
+  | "guest.cr0.pg-without-pe"
+  | "guest.cr4.fixed-bits"
+  | "guest.cr4.cet-requires-wp"
+  | "guest.debugctl.reserved"
+  | "guest.ia32e.paging"
+  | "guest.ia32e.pae"
+  | "guest.cr4.pcide-outside-ia32e"
+  | "guest.cr3.width"
+  | "guest.dr7.high-bits"
+  | "guest.sysenter-esp.canonical"
+  | "guest.sysenter-eip.canonical"
+  | "guest.cet.s-cet-canonical"
+  | "guest.cet.s-cet-reserved"
+  | "guest.cet.ssp-table-canonical"
+  | "guest.perf-global-ctrl.reserved"
+  | "guest.pat.memory-types"
+  | "guest.efer.reserved"
+  | "guest.efer.lma"
+  | "guest.efer.lme"
+  | "guest.bndcfgs.reserved"
+  | "guest.bndcfgs.canonical"
+  | "guest.rtit-ctl.reserved"
+  | "guest.lbr-ctl.reserved"
+  | "guest.pkrs.reserved"
+  | "guest.seg.tr.sel-ti"
+  | "guest.seg.ldtr.sel-ti"
+  | "guest.seg.ss.sel-rpl"
+  | "guest.seg.cs.v86-base"
+  | "guest.seg.ss.v86-base"
+  | "guest.seg.ds.v86-base"
+  | "guest.seg.es.v86-base"
+  | "guest.seg.fs.v86-base"
+  | "guest.seg.gs.v86-base"
+  | "guest.seg.tr.base-canonical"
+  | "guest.seg.fs.base-canonical"
+  | "guest.seg.gs.base-canonical"
+  | "guest.seg.ldtr.base-canonical"
+  | "guest.seg.cs.base-high"
+  | "guest.seg.ss.base-high"
+  | "guest.seg.ds.base-high"
+  | "guest.seg.es.base-high"
+  | "guest.seg.cs.v86-limit"
+  | "guest.seg.ss.v86-limit"
+  | "guest.seg.ds.v86-limit"
+  | "guest.seg.es.v86-limit"
+  | "guest.seg.fs.v86-limit"
+  | "guest.seg.gs.v86-limit"
+  | "guest.seg.cs.v86-ar"
+  | "guest.seg.ss.v86-ar"
+  | "guest.seg.ds.v86-ar"
+  | "guest.seg.es.v86-ar"
+  | "guest.seg.fs.v86-ar"
+  | "guest.seg.gs.v86-ar"
+  | "guest.seg.cs.type"
+  | "guest.seg.ss.type"
+  | "guest.seg.ds.type-accessed"
+  | "guest.seg.es.type-accessed"
+  | "guest.seg.fs.type-accessed"
+  | "guest.seg.gs.type-accessed"
+  | "guest.seg.ds.type-readable"
+  | "guest.seg.es.type-readable"
+  | "guest.seg.fs.type-readable"
+  | "guest.seg.gs.type-readable"
+  | "guest.seg.cs.s-bit"
+  | "guest.seg.ss.s-bit"
+  | "guest.seg.ds.s-bit"
+  | "guest.seg.es.s-bit"
+  | "guest.seg.fs.s-bit"
+  | "guest.seg.gs.s-bit"
+  | "guest.seg.cs.dpl-type3"
+  | "guest.seg.cs.dpl-nonconforming"
+  | "guest.seg.cs.dpl-conforming"
+  | "guest.seg.ss.dpl-rpl"
+  | "guest.seg.ss.dpl-zero"
+  | "guest.seg.ds.dpl-rpl"
+  | "guest.seg.es.dpl-rpl"
+  | "guest.seg.fs.dpl-rpl"
+  | "guest.seg.gs.dpl-rpl"
+  | "guest.seg.cs.present"
+  | "guest.seg.ss.present"
+  | "guest.seg.ds.present"
+  | "guest.seg.es.present"
+  | "guest.seg.fs.present"
+  | "guest.seg.gs.present"
+  | "guest.seg.cs.ar-reserved-low"
+  | "guest.seg.ss.ar-reserved-low"
+  | "guest.seg.ds.ar-reserved-low"
+  | "guest.seg.es.ar-reserved-low"
+  | "guest.seg.fs.ar-reserved-low"
+  | "guest.seg.gs.ar-reserved-low"
+  | "guest.seg.cs.db-long"
+  | "guest.seg.cs.granularity"
+  | "guest.seg.ss.granularity"
+  | "guest.seg.ds.granularity"
+  | "guest.seg.es.granularity"
+  | "guest.seg.fs.granularity"
+  | "guest.seg.gs.granularity"
+  | "guest.seg.cs.ar-reserved-high"
+  | "guest.seg.ss.ar-reserved-high"
+  | "guest.seg.ds.ar-reserved-high"
+  | "guest.seg.es.ar-reserved-high"
+  | "guest.seg.fs.ar-reserved-high"
+  | "guest.seg.gs.ar-reserved-high"
+  | "guest.seg.tr.type"
+  | "guest.seg.tr.s-bit"
+  | "guest.seg.tr.present"
+  | "guest.seg.tr.ar-reserved-low"
+  | "guest.seg.tr.granularity"
+  | "guest.seg.tr.unusable"
+  | "guest.seg.tr.ar-reserved-high"
+  | "guest.seg.ldtr.type"
+  | "guest.seg.ldtr.s-bit"
+  | "guest.seg.ldtr.present"
+  | "guest.seg.ldtr.ar-reserved-low"
+  | "guest.seg.ldtr.granularity"
+  | "guest.seg.ldtr.ar-reserved-high"
+  | "guest.gdtr.base-canonical"
+  | "guest.idtr.base-canonical"
+  | "guest.gdtr.limit"
+  | "guest.idtr.limit"
+  | "guest.rip.high-bits"
+  | "guest.rip.canonical"
+  | "guest.rflags.reserved"
+  | "guest.rflags.vm"
+  | "guest.rflags.if"
+  | "guest.ssp.alignment"
+  | "guest.ssp.high-bits"
+  | "guest.ssp.canonical"
+  | "guest.activity.supported"
+  | "guest.activity.hlt-ss-dpl"
+  | "guest.activity.blocking"
+  | "guest.activity.hlt-event"
+  | "guest.activity.shutdown-event"
+  | "guest.activity.sipi-event"
+  | "guest.activity.sipi-entry-to-smm"
+  | "guest.interruptibility.reserved"
+  | "guest.interruptibility.sti-and-mov-ss"
+  | "guest.interruptibility.sti-if"
+  | "guest.interruptibility.ext-int-blocking"
+  | "guest.interruptibility.nmi-mov-ss"
+  | "guest.interruptibility.smi-outside-smm"
+  | "guest.interruptibility.smi-entry-to-smm"
+  | "guest.interruptibility.nmi-sti"
+  | "guest.interruptibility.virtual-nmi-blocking"
+  | "guest.interruptibility.enclave"
+  | "guest.pending-dbg.reserved"
+  | "guest.pending-dbg.bs-set"
+  | "guest.pending-dbg.bs-clear"
+  | "guest.pending-dbg.rtm-bits"
+  | "guest.pending-dbg.rtm-unsupported"
+  | "guest.pending-dbg.rtm-mov-ss"
+  | "guest.link.alignment"
+  | "guest.link.width"
+  | "guest.link.revision-id"
+  | "guest.link.shadow-bit"
+  | "guest.link.current-vmcs"
+  | "guest.link.executive-vmcs"
+  | "guest.pdpte.0.reserved"
+  | "guest.pdpte.1.reserved"
+  | "guest.pdpte.2.reserved"
+  | "guest.pdpte.3.reserved"
+  | "msr-load.entry.fs-gs-base"
+  | "msr-load.entry.x2apic"
+  | "msr-load.entry.smm-monitor-ctl"
+  | "msr-load.entry.microcode"
+  | "msr-load.entry.reserved-bits"
+  | "msr-load.entry.wrmsr-fault"
+  | "msr-load.list.capacity";

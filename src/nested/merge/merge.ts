@@ -1,0 +1,109 @@
+// mergeVmcs02: builds vmcs02 from vmcs01 (L0's policy for L1), vmcs12 (L1's VMCS for L2) and L0's own inputs,
+// recording for every written field the rule id of schemas/nested/merge-rules.json and the inputs it used.
+// Must not: read memory, decide reflection, or write exit-information fields (the hardware writes those at VM exit).
+// Reference: nested-vmx.md §5.1–5.7 (KVM prepare_vmcs02*); SDM 24 (VMCS layout), 26.2–26.3 (what entry checks need).
+import { Field } from '../../cpu/generated/vmcs-fields.js';
+import { Pin, Secondary } from '../../cpu/generated/controls.js';
+import { slotFields, Vmcs } from '../../cpu/vmcs.js';
+import type { VmcsFieldDef } from '../../cpu/generated/vmcs-fields.js';
+import { Deviation, type L0Profile } from '../profile.js';
+import { CONTROL_RULES, effectiveSecondary } from './rules-controls.js';
+import { GUEST_RULES } from './rules-guest.js';
+import { InputLookup, type MergeEnv, type MergeRuleImpl } from './rule-kit.js';
+import { ProvenanceWriter } from './provenance.js';
+import type { L0MergeInputs, MergeIssue, MergeResult } from './types.js';
+
+/** Rule for read-only (exit-information) fields: the merge does not write them. */
+export const EXIT_INFO_RULE = 'merge.exit-info-not-written';
+
+const SEGS = ['ES', 'CS', 'SS', 'DS', 'FS', 'GS', 'LDTR', 'TR'];
+const GUEST_STATE_FIELDS = [
+  ...SEGS.flatMap((s) => [`GUEST_${s}_SELECTOR`, `GUEST_${s}_BASE`, `GUEST_${s}_LIMIT`, `GUEST_${s}_AR_BYTES`]),
+  'GUEST_GDTR_BASE', 'GUEST_GDTR_LIMIT', 'GUEST_IDTR_BASE', 'GUEST_IDTR_LIMIT', 'GUEST_RSP', 'GUEST_RIP', 'GUEST_RFLAGS',
+  'GUEST_SYSENTER_CS', 'GUEST_SYSENTER_ESP', 'GUEST_SYSENTER_EIP', 'GUEST_PENDING_DBG_EXCEPTIONS', 'GUEST_INTERRUPTIBILITY_INFO',
+];
+
+/** Fields L0 does not use for L2 (features not offered to L1 or emulated in software): written as 0. */
+export const UNUSED_FIELDS = [
+  'IO_BITMAP_A', 'IO_BITMAP_B', 'CR3_TARGET_VALUE0', 'CR3_TARGET_VALUE1', 'CR3_TARGET_VALUE2', 'CR3_TARGET_VALUE3',
+  'EPTP_LIST_ADDRESS', 'VMREAD_BITMAP', 'VMWRITE_BITMAP', 'VE_INFORMATION_ADDRESS', 'EPTP_INDEX', 'HLAT_PREFIX_SIZE',
+  'LAST_PID_POINTER_INDEX', 'VIRTUAL_TIMER_VECTOR', 'EXECUTIVE_VMCS_POINTER', 'SPPTP', 'ENCLV_EXITING_BITMAP',
+  'LOW_PASID_DIRECTORY_ADDRESS', 'HIGH_PASID_DIRECTORY_ADDRESS', 'SHARED_EPTP', 'PCONFIG_EXITING_BITMAP', 'HLATP',
+  'PID_POINTER_TABLE', 'IA32_SPEC_CTRL_MASK', 'IA32_SPEC_CTRL_SHADOW', 'GUEST_DEADLINE_SHADOW', 'INJECTED_EVENT_DATA',
+  'SEAM_GUEST_KEYID', 'GUEST_UINV', 'GUEST_IA32_RTIT_CTL', 'GUEST_IA32_LBR_CTL', 'GUEST_IA32_PKRS', 'GUEST_IA32_FRED_CONFIG',
+  'GUEST_IA32_FRED_RSP1', 'GUEST_IA32_FRED_RSP2', 'GUEST_IA32_FRED_RSP3', 'GUEST_IA32_FRED_STKLVLS', 'GUEST_IA32_FRED_SSP1',
+  'GUEST_IA32_FRED_SSP2', 'GUEST_IA32_FRED_SSP3', 'GUEST_IA32_SPEC_CTRL', 'GUEST_DEADLINE', 'GUEST_SMBASE', 'GUEST_S_CET',
+  'GUEST_SSP', 'GUEST_INTR_SSP_TABLE',
+];
+
+const EXPLICIT: Record<string, string> = {
+  GUEST_CR0: 'merge.guest-cr0', GUEST_CR4: 'merge.guest-cr4', GUEST_CR3: 'merge.guest-cr3',
+  GUEST_PDPTR0: 'merge.guest-pdptr', GUEST_PDPTR1: 'merge.guest-pdptr', GUEST_PDPTR2: 'merge.guest-pdptr', GUEST_PDPTR3: 'merge.guest-pdptr',
+  CR0_READ_SHADOW: 'merge.cr0-read-shadow', CR4_READ_SHADOW: 'merge.cr4-read-shadow', CR0_GUEST_HOST_MASK: 'merge.cr0-mask', CR4_GUEST_HOST_MASK: 'merge.cr4-mask',
+  GUEST_DR7: 'merge.guest-dr7', GUEST_IA32_DEBUGCTL: 'merge.guest-debugctl', GUEST_IA32_PAT: 'merge.guest-pat', GUEST_IA32_EFER: 'merge.guest-efer',
+  GUEST_BNDCFGS: 'merge.guest-bndcfgs', GUEST_IA32_PERF_GLOBAL_CTRL: 'merge.guest-perf-global-ctrl', GUEST_ACTIVITY_STATE: 'merge.guest-activity-state',
+  GUEST_INTR_STATUS: 'merge.guest-intr-status', GUEST_PML_INDEX: 'merge.guest-pml-index', VMCS_LINK_POINTER: 'merge.vmcs-link-pointer',
+  VMX_PREEMPTION_TIMER_VALUE: 'merge.preemption-timer-value', PIN_BASED_VM_EXEC_CONTROL: 'merge.pin-controls', POSTED_INTR_NV: 'merge.posted-intr-nv',
+  POSTED_INTR_DESC_ADDR: 'merge.posted-intr-desc-addr', CPU_BASED_VM_EXEC_CONTROL: 'merge.primary-controls', TPR_THRESHOLD: 'merge.tpr-threshold',
+  VIRTUAL_APIC_PAGE_ADDR: 'merge.virtual-apic-page', SECONDARY_VM_EXEC_CONTROL: 'merge.secondary-controls', APIC_ACCESS_ADDR: 'merge.apic-access-page',
+  EOI_EXIT_BITMAP0: 'merge.eoi-exit-bitmap', EOI_EXIT_BITMAP1: 'merge.eoi-exit-bitmap', EOI_EXIT_BITMAP2: 'merge.eoi-exit-bitmap', EOI_EXIT_BITMAP3: 'merge.eoi-exit-bitmap',
+  XSS_EXIT_BITMAP: 'merge.xss-exit-bitmap', ENCLS_EXITING_BITMAP: 'merge.encls-exiting-bitmap', VM_FUNCTION_CONTROL: 'merge.vm-function-control',
+  PML_ADDRESS: 'merge.pml-address', EXCEPTION_BITMAP: 'merge.exception-bitmap', PAGE_FAULT_ERROR_CODE_MASK: 'merge.pfec-mask',
+  PAGE_FAULT_ERROR_CODE_MATCH: 'merge.pfec-match', TSC_OFFSET: 'merge.tsc-offset', TSC_MULTIPLIER: 'merge.tsc-multiplier', MSR_BITMAP: 'merge.msr-bitmap',
+  CR3_TARGET_COUNT: 'merge.cr3-target-count', EPT_POINTER: 'merge.ept-pointer', VIRTUAL_PROCESSOR_ID: 'merge.vpid', VM_ENTRY_CONTROLS: 'merge.entry-controls',
+  VM_EXIT_CONTROLS: 'merge.exit-controls', VM_EXIT_MSR_STORE_ADDR: 'merge.msr-autoload-lists', VM_EXIT_MSR_STORE_COUNT: 'merge.msr-autoload-lists',
+  VM_EXIT_MSR_LOAD_ADDR: 'merge.msr-autoload-lists', VM_EXIT_MSR_LOAD_COUNT: 'merge.msr-autoload-lists', VM_ENTRY_MSR_LOAD_ADDR: 'merge.msr-autoload-lists',
+  VM_ENTRY_MSR_LOAD_COUNT: 'merge.msr-autoload-lists', VM_ENTRY_INTR_INFO_FIELD: 'merge.entry-event-injection',
+  VM_ENTRY_EXCEPTION_ERROR_CODE: 'merge.entry-event-injection', VM_ENTRY_INSTRUCTION_LEN: 'merge.entry-event-injection',
+  PLE_GAP: 'merge.l0-owned-controls', PLE_WINDOW: 'merge.l0-owned-controls', NOTIFY_WINDOW: 'merge.l0-owned-controls',
+  SECONDARY_VM_EXIT_CONTROLS: 'merge.l0-owned-controls', TERTIARY_VM_EXEC_CONTROL: 'merge.tertiary-controls',
+};
+
+function ruleIdFor(f: VmcsFieldDef): string {
+  if (f.type === 'read-only data') return EXIT_INFO_RULE;
+  if (f.type === 'host state') return 'merge.host-state';
+  const explicit = EXPLICIT[f.name];
+  if (explicit) return explicit;
+  if (GUEST_STATE_FIELDS.includes(f.name)) return 'merge.guest-state';
+  if (UNUSED_FIELDS.includes(f.name)) return 'merge.unused';
+  throw new Error(`turtles bug: VMCS field ${f.name} has no merge rule`);
+}
+
+/** Rule id of every full VMCS field, in slot order (a test keeps this equal to merge-rules.json). */
+export const FIELD_RULES: ReadonlyMap<string, string> = new Map(slotFields().map((f) => [f.name, ruleIdFor(f)]));
+
+/** Implementations by rule id (every rule of merge-rules.json except the not-written exit-info group). */
+export const MERGE_RULES: ReadonlyMap<string, MergeRuleImpl> = new Map([...CONTROL_RULES, ...GUEST_RULES].map((r) => [r.id, r]));
+
+/** Fields merged before the rest because later rules read them (EFER feeds the entry/exit controls). */
+const FIRST: readonly number[] = [Field.GUEST_IA32_EFER, Field.PIN_BASED_VM_EXEC_CONTROL, Field.CPU_BASED_VM_EXEC_CONTROL, Field.SECONDARY_VM_EXEC_CONTROL];
+
+export function mergeVmcs02(vmcs01: Vmcs, vmcs12: Vmcs, l0: L0MergeInputs, profile: L0Profile): MergeResult {
+  const vmcs02 = new Vmcs();
+  const env: MergeEnv = { vmcs01, vmcs12, l0, profile, merged: vmcs02 };
+  const w = new ProvenanceWriter(vmcs02);
+  const order = [...FIRST.map((e) => slotFields().find((f) => f.encoding === e)!), ...slotFields().filter((f) => !FIRST.includes(f.encoding))];
+  for (const f of order) {
+    const id = FIELD_RULES.get(f.name)!;
+    if (id === EXIT_INFO_RULE) continue;
+    const rule = MERGE_RULES.get(id);
+    if (!rule) throw new Error(`turtles bug: merge rule ${id} has no implementation`);
+    const inputs = rule.gather(env, f);
+    w.write(f.encoding, id, inputs, rule.compute(new InputLookup(inputs), f));
+  }
+  return { vmcs02, provenance: w.provenance, issues: kvmIssues(vmcs12, vmcs02, l0, profile) };
+}
+
+/** kvm (N2): unbacked pages that KVM turns into an internal error exit to userspace instead of a vmcs02 value. */
+function kvmIssues(vmcs12: Vmcs, vmcs02: Vmcs, l0: L0MergeInputs, profile: L0Profile): MergeIssue[] {
+  if (!profile.deviations.has(Deviation.UNBACKED_VMCS12_PAGES)) return [];
+  const out: MergeIssue[] = [];
+  const s02 = effectiveSecondary(vmcs02.lo(Field.CPU_BASED_VM_EXEC_CONTROL), vmcs02.lo(Field.SECONDARY_VM_EXEC_CONTROL));
+  if (s02 & Secondary.VIRTUALIZE_APIC_ACCESSES && l0.apicAccessPage === null) {
+    out.push({ kind: 'internal-error', rule: 'merge.apic-access-page', field: 'APIC_ACCESS_ADDR', message: 'vmcs12 APIC-access page has no backing memory: KVM exits to userspace with an internal error' });
+  }
+  if (vmcs12.lo(Field.PIN_BASED_VM_EXEC_CONTROL) & Pin.PROCESS_POSTED_INTERRUPTS && l0.postedIntrDesc === null) {
+    out.push({ kind: 'internal-error', rule: 'merge.posted-intr-desc-addr', field: 'POSTED_INTR_DESC_ADDR', message: 'vmcs12 posted-interrupt descriptor has no backing memory: posted interrupts disabled in vmcs02, KVM reports an internal error when L1 posts' });
+  }
+  return out;
+}
