@@ -11,7 +11,7 @@ import { isQemuLine } from '../../src/replay/import/vmcs-dump/qemu.js';
 import { runEntryChecks } from '../../src/cpu/vmentry/index.js';
 import { DEFAULT_CPU_MODEL, findCpuModel } from '../../src/cpu/cpu-model.js';
 
-const dir = join(import.meta.dirname, '../fixtures/real/dumpvmcs');
+const dir = join(import.meta.dirname, '../../traces/vmcs');
 const DUMPS = [
   ['dumpvmcs-dosemu2-core2duo-ds-accessed-bit.txt', 'kvm'],
   ['dumpvmcs-syzbot-gce-4.13-next-cr4smxe.txt', 'kvm'],

@@ -1,12 +1,12 @@
 // Every real VMCS dump in shared/data/real gives the outcome its header states, through `turtles check-entry`
 // (in-process): the failing check ids, the CPU model used, and the agreement with the exit reason the dump shows.
-// Reads the fixture copies (test/fixtures/real/dumpvmcs) so a clean clone passes; checks they equal ../shared.
+// Reads the fixture copies (traces/vmcs, the bundled samples) so a clean clone passes; checks they equal ../shared.
 import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../support/cli.js';
 
-const fixtures = join(import.meta.dirname, '../fixtures/real/dumpvmcs');
+const fixtures = join(import.meta.dirname, '../../traces/vmcs');
 const shared = join(import.meta.dirname, '../../../shared/data/real');
 const file = (name: string) => join(fixtures, name);
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { runCli } from '../../support/cli.js';
 import { cpuModelIds } from '../../../src/cpu/cpu-model.js';
 
-const fixtures = join(import.meta.dirname, '../../fixtures/real/dumpvmcs');
+const fixtures = join(import.meta.dirname, '../../../traces/vmcs');
 const DOSEMU2 = join(fixtures, 'dumpvmcs-dosemu2-core2duo-ds-accessed-bit.txt');
 const XEN = join(fixtures, 'dumpvmcs-xen-4.11-debugkey-v-solo5-hlt-known-good.txt');
 const tmp = mkdtempSync(join(tmpdir(), 'turtles-check-entry-'));

@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import { parseVmcsDump, type ParsedVmcsDump } from '../../../../../src/replay/import/vmcs-dump/index.js';
 import { fieldByName } from '../../../../../src/cpu/vmcs.js';
 
-export const FIXTURES = join(import.meta.dirname, '../../../../fixtures/real/dumpvmcs');
+export const FIXTURES = join(import.meta.dirname, '../../../../../traces/vmcs');
 export const REAL = {
   dosemu2: 'dumpvmcs-dosemu2-core2duo-ds-accessed-bit.txt',
   linuxNext: 'dumpvmcs-linux-next-2020-entry-failed-0x0-reset-vector.txt',
