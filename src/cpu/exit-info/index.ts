@@ -6,3 +6,4 @@ export * from './exit-reason.js';
 export * from './interruption-info.js';
 export * from './qualifications.js';
 export * from './instruction-info.js';
+export * from './exit-record.js';

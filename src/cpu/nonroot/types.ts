@@ -3,27 +3,10 @@
 // Must not: write a VMCS or load host state; src/cpu/vmx owns turning a NonRootExit into a VM exit.
 // SDM Vol. 3C 27.2 (recording VM-exit information), reference §4.
 
-/** One VM exit as decided in VMX non-root operation. Absent optional fields are "not defined for this exit". */
-export interface NonRootExit {
-  /** Basic exit reason (ExitReason.*); bit 31 etc. are added by the VM-exit code. */
-  readonly reason: number;
-  /** Exit qualification (0n where the SDM defines none). */
-  readonly qualification: bigint;
-  /** Guest-linear address (string I/O, EPT violations with a linear address, …). */
-  readonly guestLinearAddress?: bigint;
-  /** Guest-physical address (EPT violation / misconfiguration). */
-  readonly guestPhysicalAddress?: bigint;
-  /** VM-exit instruction length (exits due to instruction execution and software-event delivery). */
-  readonly instructionLength?: number;
-  /** VM-exit instruction-information field (SDM 27.2.5), when defined for the exit. */
-  readonly instructionInfo?: number;
-  /** VM-exit interruption information (exception/NMI exits, external interrupts with ack-on-exit). */
-  readonly interruptionInfo?: number;
-  readonly interruptionErrorCode?: number;
-  /** IDT-vectoring information: the event being delivered when the exit occurred. */
-  readonly idtVectoringInfo?: number;
-  readonly idtVectoringErrorCode?: number;
-}
+import type { ExitRecord } from '../exit-info/exit-record.js';
+
+/** One VM exit as decided in VMX non-root operation: the shared exit record with the qualification always given. */
+export type NonRootExit = ExitRecord & { readonly qualification: bigint };
 
 /** Outcome of evaluating one instruction under the VMCS controls. */
 export type NonRootDecision =

@@ -4,30 +4,19 @@
 // SDM Vol. 3C 27.2.1-27.2.5, 26.8 step 1; reference §4.1, §7.3.
 import type { CpuModel } from '../cpu-model.js';
 import { encodeExitReason } from '../exit-info/exit-reason.js';
+import type { ExitRecord } from '../exit-info/exit-record.js';
 import { Field } from '../generated/vmcs-fields.js';
 import type { Vmcs } from '../vmcs.js';
 
-/** One VM exit as the interpreter / non-root rules determined it. Absent fields are "not defined for this exit". */
-export interface VmExitInfo {
-  /** Basic exit reason (bits 15:0). */
-  readonly reason: number;
-  /** Exit qualification; 0 when the SDM defines none for the reason. */
-  readonly qualification?: bigint;
-  readonly guestLinearAddress?: bigint;
-  readonly guestPhysicalAddress?: bigint;
-  readonly instructionLength?: number;
-  readonly instructionInfo?: number;
-  readonly interruptionInfo?: number;
-  readonly interruptionErrorCode?: number;
-  readonly idtVectoringInfo?: number;
-  readonly idtVectoringErrorCode?: number;
+/** One VM exit as the interpreter / non-root rules determined it, plus what only the VM-exit path records. */
+export interface VmExitInfo extends ExitRecord {
   /** Exit-reason bit 26 (bus lock detected). */
   readonly busLock?: boolean;
   /** Exit-reason bit 27 (exit from enclave mode). */
   readonly enclaveMode?: boolean;
   /** The guest's PDPTE registers at the exit, if they changed since entry (saved with EPT + PAE paging). */
   readonly pdptes?: readonly bigint[];
-  /** Remaining VMX-preemption-timer value, saved when "save VMX-preemption-timer value" is 1. */
+  /** Remaining VMX-preemption-timer value, saved when "save VMX-preemption timer value" is 1. */
   readonly preemptionTimer?: number;
 }
 

@@ -2,6 +2,9 @@
 // SDM rules (null selectors unusable, CR0 bits the exit does not modify, CR4.PAE/PCIDE by host address-space size,
 // DR7/DEBUGCTL reset, LDTR unusable), with the kvm profile's N14 deviations and N1 (abort → triple fault) behind switches.
 // Must not: process MSR-load lists (the VMX layer does) or mutate inputs. Reference: nested-vmx.md §7.4, §7.5; SDM 27.5.1–27.5.3, 27.7.
+// Why not reuse src/cpu/vmx/host-state.ts: that is the model hardware's load (the reference machine's); this is L0's
+// software emulation of it. Keeping them independent is deliberate: the differential checker compares the two, so a
+// mistake in either one shows up as a divergence instead of being shared by both runs.
 import { Field } from '../../cpu/generated/vmcs-fields.js';
 import { ExitCtl } from '../../cpu/generated/controls.js';
 import { Ar, Cr0, Cr4, Efer, Msr, Seg, type CpuState } from '../../cpu/state.js';
