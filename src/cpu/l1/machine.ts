@@ -20,7 +20,13 @@ export type L1VmxResult =
 export type L1LaunchResult =
   | L1VmxResult
   | { readonly kind: 'vm-exit'; readonly exitReason: number }
-  | { readonly kind: 'shutdown'; readonly why: 'vmx-abort' | 'triple-fault'; readonly abortIndicator?: number };
+  | { readonly kind: 'shutdown'; readonly why: 'vmx-abort' | 'triple-fault'; readonly abortIndicator?: number }
+  /**
+   * L2 ran and stopped without a VM exit: it used up the machine's per-entry L2 step budget, or it executed an
+   * instruction the interpreter does not implement (a listed known gap). Neither is architectural: the run ends
+   * here (the machine accepts no further L1 operations), and no VM exit is reported.
+   */
+  | { readonly kind: 'l2-stopped'; readonly why: 'budget-exhausted' | 'unsupported-instruction'; readonly l2Steps: number; readonly mnemonic?: string };
 
 /** The operations of an L1 hypervisor program. Memory operands are L1 guest-physical; L1 runs with paging off
  * for its own VMX bookkeeping (its page tables are irrelevant to what is being verified). */
@@ -41,6 +47,12 @@ export interface L1Machine {
   writeBytes(gpa: L1Gpa, bytes: Uint8Array): void;
   rdmsr(index: number): bigint;
   wrmsr(index: number, value: bigint): void;
+  /**
+   * Set one of L1's general-purpose registers (index in Reg order, 0 = RAX … 15 = R15). A VM exit loads only RSP,
+   * RIP and RFLAGS from the host-state area (SDM 27.5.3), so after an exit L1's other GPRs hold L2's values and
+   * at the next VM entry L2 starts with L1's: this is how an L1 hypervisor emulates an instruction for L2.
+   */
+  setGpr(index: number, value: bigint): void;
   /** A copy of L1's architectural register state (O3). */
   l1State(): CpuState;
 }

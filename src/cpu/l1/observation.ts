@@ -19,10 +19,14 @@ export interface ExitInformation {
 export type Observation =
   /** O1: one VMX instruction executed by L1 and its outcome as L1 sees it. */
   | { readonly kind: 'vmx-instruction'; readonly step: number; readonly instruction: string; readonly operands: readonly bigint[];
-      readonly outcome: string; readonly error?: number; readonly vector?: number; readonly value?: bigint; readonly rflags: bigint }
+      readonly outcome: string; readonly error?: number; readonly vector?: number; readonly value?: bigint; readonly rflags: bigint;
+      /** VMfailValid(7/8) of VMLAUNCH/VMRESUME: the catalogue id of the failing VM-entry check, when the machine knows it. */
+      readonly failedCheck?: string }
   /** O2: a VM exit delivered to L1 (or a VM-entry failure), with every exit-information field and the guest-state
    * fields as L1 would VMREAD them afterwards (encoding → value). */
-  | { readonly kind: 'exit-to-l1'; readonly step: number; readonly exit: ExitInformation; readonly guestState: ReadonlyMap<number, bigint> }
+  | { readonly kind: 'exit-to-l1'; readonly step: number; readonly exit: ExitInformation; readonly guestState: ReadonlyMap<number, bigint>;
+      /** VM-entry failure (exit reason bit 31): the catalogue id of the failing check, when the machine knows it. */
+      readonly failedCheck?: string }
   /** O3: L1's architectural state after an exit (registers, CRs, segments, MSRs), as a canonical text digest. */
   | { readonly kind: 'l1-state'; readonly step: number; readonly digest: string; readonly detail: ReadonlyMap<string, bigint> }
   /** O4: L2 architectural state at an exit to L1 (registers and the events delivered through its IDT since entry). */

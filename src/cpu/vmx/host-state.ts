@@ -56,13 +56,14 @@ export function loadHostState(vmcs: Vmcs, cpu: CpuModel, mem: VmxPhysicalAccess,
   const h = base.clone();
 
   // 27.5.1 control registers, debug registers, MSRs.
+  // Bits fixed in VMX operation keep their fixed (root-operation) values: with "unrestricted guest" the guest ran
+  // with CR0.PE/PG = 0, but the host after the exit cannot (SDM 27.5.1 with 23.8).
   const cr0Fixed = cpu.cr0Fixed0 | (~cpu.cr0Fixed1 & U64_MASK);
-  const cr0Keep = CR0_HOST_KEEP | cr0Fixed;
-  h.cr0 = (base.cr0 & cr0Keep) | (vmcs.get(Field.HOST_CR0) & ~cr0Keep & U64_MASK);
+  h.cr0 = (base.cr0 & CR0_HOST_KEEP) | (vmcs.get(Field.HOST_CR0) & ~(CR0_HOST_KEEP | cr0Fixed) & U64_MASK) | cpu.cr0Fixed0;
   // CR3 bits beyond the physical-address width are cleared.
   h.cr3 = vmcs.get(Field.HOST_CR3) & ((1n << BigInt(cpu.maxPhysAddr)) - 1n);
-  const cr4Keep = cpu.cr4Fixed0 | (~cpu.cr4Fixed1 & U64_MASK);
-  let cr4 = (base.cr4 & cr4Keep) | (vmcs.get(Field.HOST_CR4) & ~cr4Keep & U64_MASK);
+  const cr4Fixed = cpu.cr4Fixed0 | (~cpu.cr4Fixed1 & U64_MASK);
+  let cr4 = (vmcs.get(Field.HOST_CR4) & ~cr4Fixed & U64_MASK) | cpu.cr4Fixed0;
   cr4 = hass ? cr4 | Cr4.PAE : cr4 & ~Cr4.PCIDE;
   h.cr4 = cr4;
   h.dr[7] = 0x400n;

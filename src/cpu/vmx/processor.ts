@@ -283,6 +283,14 @@ export class VmxProcessor {
     return a;
   }
 
+  /**
+   * The processor's data for the VMCS at `ptr`, activating it from its region when it is not active yet: what
+   * VMREAD/VMWRITE in non-root operation reach through the VMCS link pointer when VMCS shadowing lets them through.
+   */
+  vmcsData(ptr: bigint): Vmcs {
+    return this.activate(ptr).vmcs;
+  }
+
   /** VMPTRST m64: the current-VMCS pointer (FFFFFFFF_FFFFFFFFH if none), returned as `value` or stored to `dest`. */
   vmptrst(dest?: MemoryOperand): VmxInstrOutcome {
     const c = this.commonChecks(ExitReason.VMPTRST);
