@@ -125,8 +125,15 @@ describe('CPU-model presets', () => {
       // The Core 2 reports index 22 although the SDM documents no field with index 22 that it has (its highest
       // documented field is GUEST_SYSENTER_CS, 0x482A, index 21): the hardware counts an encoding the SDM never
       // named. Recorded here so that drift in either number still fails.
-      const expected = data.id === 'intel-core2-x6800' ? enumIdx - 1 : enumIdx;
+      // The Xeon Platinum 8160 reports 0x2e (index 23, VMX_PREEMPTION_TIMER_VALUE 0x482E) although it offers
+      // "use TSC scaling", whose TSC_MULTIPLIER field (0x2032) has index 25: the hardware under-reports. Recorded too.
+      const expected = data.id === 'intel-core2-x6800' ? enumIdx - 1 : data.id === 'intel-xeon-platinum-8160' ? enumIdx + 2 : enumIdx;
       expect(m.highestFieldIndex).toBe(expected);
+      if (data.id === 'intel-xeon-platinum-8160') {
+        expect(enumIdx).toBe(23);
+        expect(m.controlOffered('secondary.use-tsc-scaling')).toBe(true);
+        expect(m.fieldSupported(0x2032)).toBe(true);
+      }
     });
   }
 
@@ -134,6 +141,28 @@ describe('CPU-model presets', () => {
     const readme = readFileSync(join(root, 'schemas/cpu-models/README.md'), 'utf8');
     for (const id of cpuModelIds()) expect(readme).toContain(`\`${id}\``);
     expect(cpuModelIds()).toContain('intel-core2-x6800');
+  });
+
+  it('the Xeon preset is the server part read from the AIDA64 dump: APIC virtualization, SMX, PKU, 46-bit MAXPHYADDR', () => {
+    const x = findCpuModel('intel-xeon-platinum-8160')!;
+    // Values of the dump (InstLatx64 GenuineIntel0050654_SkylakeXeon_20_CPUID.txt, logical CPU #0) this test pins.
+    expect(x.msr('IA32_VMX_PINBASED_CTLS')).toBe(0x000000ff_00000016n);
+    expect(x.msr('IA32_VMX_PROCBASED_CTLS2')).toBe(0x025f7fff_00000000n);
+    expect(x.msr('IA32_VMX_CR4_FIXED1')).toBe(0x007767ffn);
+    expect(x.msr('IA32_VMX_EPT_VPID_CAP')).toBe(0x00000f01_06734141n);
+    for (const id of ['pin.process-posted-interrupts', 'secondary.apic-register-virtualization', 'secondary.virtual-interrupt-delivery', 'secondary.mode-based-execute-control', 'secondary.use-tsc-scaling', 'secondary.vmcs-shadowing', 'secondary.enable-pml']) {
+      expect(x.controlOffered(id), id).toBe(true);
+    }
+    // No SGX on this part: ENCLS exiting is not offered (the desktop default offers it).
+    expect(x.controlOffered('secondary.enable-encls-exiting')).toBe(false);
+    // CR4.SMXE (14) and CR4.PKE (22) may be 1, matching CPUID.1:ECX.SMX and CPUID.7:ECX.PKU; no UMIP (11), LA57 (12), CET (23).
+    expect([14, 22].map((n) => (x.cr4Fixed1 >> BigInt(n)) & 1n)).toEqual([1n, 1n]);
+    expect([11, 12, 23].map((n) => (x.cr4Fixed1 >> BigInt(n)) & 1n)).toEqual([0n, 0n, 0n]);
+    expect(x.cpuid.pku && !x.cpuid.umip && !x.cpuid.la57 && !x.cpuid.cet).toBe(true);
+    expect(x.maxPhysAddr).toBe(46);
+    // AIDA64 stops at MSR 0x490: IA32_VMX_VMFUNC was not read and is absent, so no VM function is allowed.
+    expect(x.msrs.has('IA32_VMX_VMFUNC')).toBe(false);
+    expect(x.msr('IA32_VMX_VMFUNC')).toBe(0n);
   });
 
   it('the old part has no unrestricted guest and no secondary controls; the default has both', () => {

@@ -16,8 +16,6 @@ const ALL_CASES = [...CONTROL_CASES, ...HOST_CASES, ...GUEST_CASES, ...SEGMENT_C
 interface Exclusion { feature: string; offered: (cpu: CpuModel) => boolean }
 const ctl = (id: string) => (c: CpuModel): boolean => c.controlOffered(id);
 const TERTIARY: Exclusion = { feature: 'tertiary processor-based controls (IPI virtualization)', offered: ctl('primary.activate-tertiary-controls') };
-const VID: Exclusion = { feature: 'virtual-interrupt delivery', offered: ctl('secondary.virtual-interrupt-delivery') };
-const POSTED: Exclusion = { feature: 'posted-interrupt processing', offered: (c) => ctl('pin.process-posted-interrupts')(c) && VID.offered(c) };
 const SPP: Exclusion = { feature: 'sub-page write permissions for EPT', offered: ctl('secondary.sub-page-write-permissions') };
 const CET_EXIT: Exclusion = { feature: 'the "load CET state" VM-exit control', offered: ctl('exit.load-cet-state') };
 const CET_ENTRY: Exclusion = { feature: 'the "load CET state" VM-entry control', offered: ctl('entry.load-cet-state') };
@@ -26,17 +24,8 @@ const CR4_CET: Exclusion = { feature: 'CR4.CET in VMX operation (IA32_VMX_CR4_FI
 /** Checks no preset can reach, with the feature that is missing. */
 const EXCLUDED: Record<string, Exclusion> = {
   'ctrl.tertiary.allowed-settings': TERTIARY,
-  'ctrl.no-tpr-shadow.apic-register-virtualization': { feature: 'APIC-register virtualization', offered: ctl('secondary.apic-register-virtualization') },
-  'ctrl.no-tpr-shadow.virtual-interrupt-delivery': VID,
   'ctrl.no-tpr-shadow.ipi-virtualization': TERTIARY,
-  'ctrl.virtual-interrupt-delivery.external-interrupt-exiting': VID,
-  'ctrl.posted-interrupts.virtual-interrupt-delivery': POSTED,
-  'ctrl.posted-interrupts.acknowledge-interrupt-on-exit': POSTED,
-  'ctrl.posted-interrupts.notification-vector': POSTED,
-  'ctrl.posted-interrupts.descriptor-alignment': POSTED,
-  'ctrl.posted-interrupts.descriptor-width': POSTED,
   'ctrl.eptp.accessed-dirty': { feature: 'an EPT processor without EPT accessed/dirty flags', offered: (c) => ctl('secondary.enable-ept')(c) && !c.eptCap(21) },
-  'ctrl.mode-based-execute.requires-ept': { feature: 'mode-based execute control for EPT', offered: ctl('secondary.mode-based-execute-control') },
   'ctrl.spp.requires-ept': SPP,
   'ctrl.spp.alignment': SPP,
   'ctrl.spp.width': SPP,
