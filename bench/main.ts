@@ -5,6 +5,7 @@ import { benchEntryChecks } from './entry-checks.js';
 import { benchVmx } from './vmx.js';
 import { benchTrace } from './trace.js';
 import { benchInterp } from './interp.js';
+import { benchReplay } from './replay.js';
 
 function line(name: string, value: string, baseline: string, note = ''): void {
   process.stdout.write(`${name.padEnd(46)} ${value.padStart(16)}   ${baseline}${note ? `   ${note}` : ''}\n`);
@@ -28,6 +29,11 @@ for (const r of benchInterp()) {
 }
 
 for (const r of benchTrace()) {
+  const base = r.baseline ? `= ${(r.value / r.baseline.value).toFixed(3)}x of ${r.baseline.name} ${r.baseline.value.toFixed(1)} ${r.baseline.unit}` : '';
+  line(r.name, `${r.value.toFixed(1)} ${r.unit}`, base);
+}
+
+for (const r of benchReplay()) {
   const base = r.baseline ? `= ${(r.value / r.baseline.value).toFixed(3)}x of ${r.baseline.name} ${r.baseline.value.toFixed(1)} ${r.baseline.unit}` : '';
   line(r.name, `${r.value.toFixed(1)} ${r.unit}`, base);
 }

@@ -8,7 +8,9 @@ export type DivergenceKind =
   /** A nested-run invariant failed: merge, EPT02 soundness, reflection (DESIGN.md §3). */
   | 'invariant'
   /** A trace's recorded observation disagrees with what the model recomputes, or is malformed for its exit reason. */
-  | 'recorded';
+  | 'recorded'
+  /** An observation divergence caused by a deviation the L0 profile declares (`deviation` names it); not a failure. */
+  | 'expected-deviation';
 
 export type Level = 'L0' | 'L1' | 'L2';
 
@@ -39,6 +41,8 @@ export interface Divergence {
   readonly provenance?: readonly ProvenanceInput[];
   /** One line a hypervisor developer can act on. */
   readonly explanation: string;
+  /** For kind 'expected-deviation': the profile's deviation id (schemas/nested/kvm-deviations.json) that causes it. */
+  readonly deviation?: string;
 }
 
 /** Collect every divergence, or stop at the first (`--first`). */

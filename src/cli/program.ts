@@ -5,6 +5,9 @@ import { Command, CommanderError } from 'commander';
 import { InputError, UsageError, ExitCode } from './errors.js';
 import { registerCommands } from './commands/index.js';
 import { writeErr } from './output.js';
+import { TraceFormatError } from '../replay/format/index.js';
+import { TraceIoError } from '../replay/io/trace-file.js';
+import { ImportError } from '../replay/import/index.js';
 
 export async function run(argv: string[]): Promise<number> {
   const program = new Command();
@@ -27,7 +30,8 @@ export async function run(argv: string[]): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return ExitCode.OK;
       return ExitCode.BAD_INPUT;
     }
-    if (e instanceof InputError || e instanceof UsageError) {
+    // Bad input from the trace format, the trace I/O layer and the importers: one line naming the file and place.
+    if (e instanceof InputError || e instanceof UsageError || e instanceof TraceFormatError || e instanceof TraceIoError || e instanceof ImportError) {
       writeErr(`turtles: ${e.message}`);
       if (debug) writeErr(`${e.stack}`);
       return ExitCode.BAD_INPUT;

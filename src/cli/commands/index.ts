@@ -4,6 +4,9 @@ import type { Command } from 'commander';
 import { registerFields } from './fields.js';
 import { registerChecks } from './checks.js';
 import { registerCheckEntry } from './check-entry.js';
+import { registerImport } from './import.js';
+import { registerStats } from './stats.js';
+import { registerReplay } from './replay.js';
 
 export type SetExitCode = (code: number) => void;
 
@@ -11,4 +14,7 @@ export function registerCommands(program: Command, setExit: SetExitCode): void {
   registerFields(program, setExit);
   registerChecks(program, setExit);
   registerCheckEntry(program, setExit);
+  registerImport(program, setExit);
+  registerStats(program, setExit);
+  registerReplay(program, setExit);
 }

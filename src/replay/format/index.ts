@@ -11,4 +11,5 @@ export {
 export { FORMAT_VERSION, MAX_CHUNK_BYTES, MAX_RECORD_BYTES, MAX_HEADER_BYTES, type IndexEntry } from './framing.js';
 export { vmcsStateDigest, Fnv1a64 } from './digest.js';
 export { ZSTD_LEVEL } from './zstd.js';
+export { ChunkColumns, ExitColumns, ReflectionColumns, decodeChunkColumns, kindSlot, type ColumnOptions } from './columns.js';
 export { traceStats, exitReasonKey, type TraceStats, type ExitHistogram } from './trace-stats.js';

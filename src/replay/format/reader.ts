@@ -6,6 +6,7 @@ import $protobuf from 'protobufjs/minimal.js';
 import { pb } from './pb.js';
 import { ChunkDecoder, type VmcsState } from './codec.js';
 import { fastDecode } from './fast-decode.js';
+import { SLACK, decodeChunkColumns, type ChunkColumns, type ColumnOptions } from './columns.js';
 import { vmcsStateDigest } from './digest.js';
 import { decodeHeader } from './header-codec.js';
 import { compressBound, decompressFrame } from './zstd.js';
@@ -120,6 +121,8 @@ export class TraceReader {
   readonly eventCount: number;
   readonly chunks: readonly IndexEntry[];
   private readonly footer: Footer;
+  /** Decompression buffer of decodeChunkColumns, grown to the largest chunk read. */
+  private scratch = new Uint8Array(0);
 
   private constructor(private readonly source: ByteSource, readonly file: string) {
     const size = source.size;
@@ -189,6 +192,21 @@ export class TraceReader {
   /** Read, check and decode one chunk. */
   decodeChunk(i: number): DecodedChunk {
     return decodeChunkFrame(this.readChunk(i), this.file);
+  }
+
+  /**
+   * Read, check and decode one chunk into columns (exits and reflections as typed arrays, other records counted;
+   * columns.ts). Reuse `out` across chunks: neither it nor the decompression buffer is reallocated.
+   */
+  decodeChunkColumns(i: number, out: ChunkColumns, options: ColumnOptions = {}): ChunkColumns {
+    const c = this.readChunk(i);
+    // One byte for the decompressor's overrun check, SLACK more for the exit parser (columns.ts).
+    if (this.scratch.length < c.uncompressedLength + 1 + SLACK) this.scratch = new Uint8Array(c.uncompressedLength + 1 + SLACK);
+    const payload = decompressFrame(c.frame, c.uncompressedLength, this.scratch);
+    if (typeof payload === 'string') {
+      throw new TraceFormatError('corrupt', this.file, { offset: c.offset, event: c.firstEvent }, `a zstd frame of ${c.uncompressedLength} bytes: ${payload}`);
+    }
+    return decodeChunkColumns(payload, c.eventCount, c.firstEvent, this.file, c.offset, out, options);
   }
 
   /** Events from `from` (default 0) to the end, decoding one chunk at a time. */

@@ -36,10 +36,11 @@ export function compressBound(n: number): number {
  * Decompress one frame that must produce exactly `expectedLength` bytes. Returns the bytes, or a short reason
  * string when the frame is damaged or its size differs.
  */
-export function decompressFrame(frame: Uint8Array, expectedLength: number): Uint8Array | string {
+export function decompressFrame(frame: Uint8Array, expectedLength: number, scratch?: Uint8Array): Uint8Array | string {
   dctx ??= new binding.DCtx();
-  // One spare byte: a frame that would produce more than announced fails instead of fitting exactly.
-  const dst = new Uint8Array(expectedLength + 1);
+  // One spare byte: a frame that would produce more than announced fails instead of fitting exactly. A caller that
+  // decodes chunk after chunk may lend a scratch buffer (the result is then a view of it, valid until its next use).
+  const dst = scratch !== undefined && scratch.length >= expectedLength + 1 ? scratch.subarray(0, expectedLength + 1) : new Uint8Array(expectedLength + 1);
   let n: number;
   try {
     n = dctx.decompress(dst, frame);

@@ -80,6 +80,10 @@ class IrisMapper {
         const type = (enc >> 10) & 3;
         if (type === 1 || type === 2) this.state.delete(enc);
       }
+      // The one control a VM exit changes: it clears the valid bit (31) of the VM-entry interruption-information
+      // field (SDM 24.8.3), so an event injected at the previous entry is not injected again.
+      const entryIntr = this.state.get(Field.VM_ENTRY_INTR_INFO_FIELD);
+      if (entryIntr !== undefined) this.state.set(Field.VM_ENTRY_INTR_INFO_FIELD, entryIntr & ~0x8000_0000n);
       this.open = { line: t.line, triples: [] };
       this.account.mapped(3);
       return;
@@ -181,7 +185,7 @@ export function importIris(text: string, options: ImportOptions = {}): ImportRes
     'IRIS log (Xen on VT-x, single level): the recorded hypervisor plays L1 and its guest L2, so each exit is a vm-exit at level L2',
     'vm-exit fields come from the first VMREAD of each exit-information field in the exit (and GUEST_RIP); fields the handler did not read are unknown',
     'each exit gives VMCS snapshots of the one VMCS (kind "single"): after the exit\'s leading VMREADs, and after all its VMWRITEs',
-    'at each exit marker the known exit-information and guest-state fields are forgotten (the exit rewrites them); controls and host state carry over',
+    'at each exit marker the known exit-information and guest-state fields are forgotten (the exit rewrites them); controls and host state carry over, except that the exit clears the valid bit of the VM-entry interruption-information field (SDM 24.8.3)',
     'guest GPRs (type-2 triples) become a registers event; IRIS does not log RSP there (it is GUEST_RSP in the VMCS)',
   ];
   const stats = m.account.stats();

@@ -33,13 +33,28 @@ describe('kvm_exit', () => {
     expect(e).toMatchObject({ kind: 'vm-exit', reason: 0x80000021 });
   });
 
-  it('E3 (the kvm plugin on a ≥5.10 kernel): info2 follows the version the log shows', () => {
+  it('E3 (the kvm plugin on a ≥5.10 kernel): info2 follows the version the log shows (a valid info2 on an EPT violation dates it)', () => {
     const r = importTraceCmd(
       'CPU 0/KVM-100   [001]  1.000001: kvm_entry:            vcpu 0, rip 0xffffffffc0771aa2\n' +
         'CPU 0/KVM-100   [001]  1.000002: kvm_exit:             reason EPT_VIOLATION rip 0xffffffffc0771aa2 info 683 800000ec\n',
     );
     expect(only(r, 'vm-exit')).toEqual([{ kind: 'vm-exit', line: 2, level: 'L2', reason: 48, rip: 0xffffffffc0771aa2n, qualification: 0x683n, idtVectoringInfo: 0x800000ec }]);
-    expect(r.assumptions.join('\n')).toContain('kernel ≥5.10 inferred from line 1: kvm_entry carries rip');
+    expect(r.assumptions.join('\n')).toContain('kernel ≥5.10 inferred from line 2: kvm_exit info2 0x800000ec is valid on the EPT_VIOLATION exit');
+  });
+
+  it('E3: kvm_entry\'s rip is weak evidence that never decides; a valid info2 on an external-interrupt exit does (SDM 27.2.4)', () => {
+    const r = importTraceCmd(
+      'CPU 0/KVM-100   [001]  1.000001: kvm_entry:            vcpu 0, rip 0x22da\n' +
+        'CPU 0/KVM-100   [001]  1.000002: kvm_exit:             reason EXTERNAL_INTERRUPT rip 0x22da info 0 800000fd\n',
+    );
+    expect(only(r, 'vm-exit')).toEqual([{ kind: 'vm-exit', line: 2, level: 'L2', reason: 1, rip: 0x22dan, qualification: 0n, intrInfo: 0x800000fd }]);
+    expect(r.assumptions.join('\n')).toContain('does not outweigh it');
+    const weakOnly = importTraceCmd(
+      'CPU 0/KVM-100   [001]  1.000001: kvm_entry:            vcpu 0, rip 0x22da\n' +
+        'CPU 0/KVM-100   [001]  1.000002: kvm_exit:             reason HLT rip 0x22da info 0 0\n',
+    );
+    expect(only(weakOnly, 'vm-exit')).toEqual([{ kind: 'vm-exit', line: 2, level: 'L2', reason: 12, rip: 0x22dan, qualification: 0n }]);
+    expect(weakOnly.assumptions.join('\n')).toContain('kernel version unknown: only line 1 hints at it');
   });
 
   it('E3 with nothing to date the kernel: info2 is reported, not guessed', () => {

@@ -36,8 +36,8 @@ describe('prefix styles', () => {
   it('perf script, with a payload wrapped onto the next line', () => {
     const text = `qemu-system-x86  5046 [014]  1234.567890:      kvm:kvm_exit: reason EPT_VIOLATION rip 0xffffffffc0771aa2\n info 683 800000ec\n`;
     const r = importPerfScript(text);
-    expect(r.events).toHaveLength(2); // the exit, then the note that info2 cannot be dated
-    expect(r.events[0]).toMatchObject({ kind: 'vm-exit', line: 1, reason: 48, qualification: 0x683n });
+    expect(r.events).toHaveLength(1); // a valid info2 on an EPT violation can only be IDT-vectoring information
+    expect(r.events[0]).toMatchObject({ kind: 'vm-exit', line: 1, reason: 48, qualification: 0x683n, idtVectoringInfo: 0x800000ec });
     expect(r.stats).toEqual({ lines: 2, mapped: 1, skipped: { continuation: 1 } });
   });
 

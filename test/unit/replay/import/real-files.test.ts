@@ -82,9 +82,9 @@ describe('real logs', () => {
     expect(exits.map((e) => e.line)).toEqual([13, 20, 28]); // lines 21 and 29 merged into the kvm_exit before them
   });
 
-  it('qemu pckbd (trace-cmd two-line style, ≥5.10): info2 read as IDT-vectoring information', () => {
+  it('qemu pckbd (trace-cmd two-line style, kvm_entry with rip): info2 is VM-exit interruption information (valid on external-interrupt exits)', () => {
     const r = get('real/ftrace-qemu-pckbd-freedos-realmode-5.10plus.txt');
-    expect(r.events.find((e) => e.kind === 'vm-exit')).toEqual({ kind: 'vm-exit', line: 16, level: 'L2', reason: 1, rip: 0x22dan, qualification: 0n, idtVectoringInfo: 0x800000fd });
+    expect(r.events.find((e) => e.kind === 'vm-exit')).toEqual({ kind: 'vm-exit', line: 16, level: 'L2', reason: 1, rip: 0x22dan, qualification: 0n, intrInfo: 0x800000fd });
     expect(r.assumptions).toContain('31 records written over two lines (header, then "event: payload") were joined');
     expect(traceStats(r.events).vmExits.byLevel.L2).toEqual({ IO_INSTRUCTION: 6, EXTERNAL_INTERRUPT: 3, INTERRUPT_WINDOW: 1 });
   });

@@ -1,0 +1,189 @@
+// Benchmarks of replaying recorded traces (DESIGN.md §9): replay with all checks on the largest bundled trace, the
+// columnar decoder against native zstd on the same bytes (`zstd -d` as a process, start-up subtracted; zstd-napi
+// in-process), bytes per exit, and peak RSS of a process replaying a large trace from a file (streaming).
+// Must not: be imported by src/ (it reads the clock, spawns processes and writes temporary files).
+import { performance } from 'node:perf_hooks';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import binding from 'zstd-napi/binding.js';
+import { ChunkColumns, TraceReader, encodeTrace, memorySource, type TraceHeader } from '../src/replay/format/index.js';
+import { CHUNK_HEADER_SIZE } from '../src/replay/format/framing.js';
+import { createTraceFile, openTraceFile } from '../src/replay/io/trace-file.js';
+import { replayTrace } from '../src/replay/replay/index.js';
+import { typicalNestedTrace } from './trace.js';
+
+export interface ReplayBenchResult {
+  name: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number; unit: string };
+}
+
+const root = join(import.meta.dirname, '../..');
+
+/** Best seconds per call of `f` over rounds of about `ms / rounds` each (the least disturbed round on a shared machine). */
+function best(f: () => void, ms: number, rounds = 5): number {
+  f();
+  let min = Infinity;
+  for (let r = 0; r < rounds; r++) {
+    let runs = 0;
+    const start = performance.now();
+    let now = start;
+    do {
+      f();
+      runs++;
+      now = performance.now();
+    } while (now - start < ms / rounds);
+    min = Math.min(min, (now - start) / runs / 1000);
+  }
+  return min;
+}
+
+/** The zstd frames of a trace, back to back (a valid multi-frame .zst stream). */
+function frames(bytes: Uint8Array): Uint8Array {
+  const r = TraceReader.open(memorySource(bytes));
+  const parts = r.chunks.map((c) => bytes.subarray(c.offset + CHUNK_HEADER_SIZE, c.offset + CHUNK_HEADER_SIZE + c.compressedLength));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function emptyFrame(): Uint8Array {
+  const c = new binding.CCtx();
+  const dst = new Uint8Array(binding.compressBound(0));
+  return dst.subarray(0, c.compress(dst, new Uint8Array(0), 3));
+}
+
+/** Seconds `zstd -d` needs for `file` net of process start-up (timed on an empty frame); undefined without zstd. */
+function zstdCliSeconds(file: string, empty: string): number | undefined {
+  const run = (f: string): number | undefined => {
+    const t0 = performance.now();
+    const r = spawnSync('zstd', ['-d', '-q', '-c', f], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const t = (performance.now() - t0) / 1000;
+    return r.error || r.status !== 0 ? undefined : t;
+  };
+  if (run(empty) === undefined) return undefined;
+  const min = (f: string): number => Math.min(...Array.from({ length: 9 }, () => run(f)!));
+  return Math.max(min(file) - min(empty), 1e-6);
+}
+
+/** Columnar decode of every chunk vs zstd alone, on the same file bytes. */
+function decodeVsZstd(label: string, bytes: Uint8Array, out: ReplayBenchResult[]): void {
+  const reader = TraceReader.open(memorySource(bytes));
+  const cols = new ChunkColumns();
+  const mb = bytes.length / 1e6;
+  const colSeconds = best(() => {
+    for (let c = 0; c < reader.chunks.length; c++) reader.decodeChunkColumns(c, cols);
+  }, 2000);
+  const zst = frames(bytes);
+  const dctx = new binding.DCtx();
+  const scratch = new Uint8Array(16 << 20);
+  const napiSeconds = best(() => {
+    let at = 0;
+    while (at < zst.length) {
+      const size = binding.findFrameCompressedSize(zst.subarray(at));
+      dctx.decompress(scratch, zst.subarray(at, at + size));
+      at += size;
+    }
+  }, 1000);
+  out.push({ name: `columnar decode vs zstd-napi, ${label} (file MB/s)`, value: mb / colSeconds, unit: 'MB/s', baseline: { name: 'zstd-napi DCtx.decompress', value: mb / napiSeconds, unit: 'MB/s' } });
+  const dir = mkdtempSync(join(tmpdir(), 'turtles-bench-replay-'));
+  try {
+    const file = join(dir, 'frames.zst');
+    const empty = join(dir, 'empty.zst');
+    // The same frames repeated to at least 32 MB, so process start-up noise is small against zstd's own work.
+    const copies = Math.max(1, Math.ceil(32e6 / zst.length));
+    const repeated = new Uint8Array(zst.length * copies);
+    for (let i = 0; i < copies; i++) repeated.set(zst, i * zst.length);
+    writeFileSync(file, repeated);
+    writeFileSync(empty, emptyFrame());
+    const cli = zstdCliSeconds(file, empty);
+    if (cli !== undefined) {
+      out.push({ name: `columnar decode vs \`zstd -d\`, ${label} (file MB/s)`, value: mb / colSeconds, unit: 'MB/s', baseline: { name: `zstd -d (process, start-up subtracted, frames x${copies})`, value: (mb * copies) / cli, unit: 'MB/s' } });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Replay `file` in this process and report peak RSS (the child side of streamingRss). */
+function replayForRss(file: string): { peakMb: number; startMb: number; events: number; exits: number } {
+  const startMb = process.memoryUsage().rss / 1e6;
+  const t = openTraceFile(file);
+  try {
+    const r = replayTrace(t.reader, { decode: 'events' });
+    return { peakMb: process.resourceUsage().maxRSS / 1024, startMb, events: r.events, exits: r.exits };
+  } finally {
+    t.close();
+  }
+}
+
+/**
+ * Peak RSS of a fresh process replaying (all checks, decoded events) a nested trace of `exits` L2 exits from a file.
+ * The file is written here in batches, so neither side ever holds the trace in memory.
+ */
+function streamingRss(exits: number): { peakMb: number; startMb: number; events: number; bytes: number } | undefined {
+  const dir = mkdtempSync(join(tmpdir(), 'turtles-bench-rss-'));
+  try {
+    const file = join(dir, 'big.trtl');
+    const header: TraceHeader = { producer: 'bench/replay.ts', l0Profile: 'kvm', kind: 'nested', seed: 1n };
+    const w = createTraceFile(file, header);
+    const batch = 10_000;
+    for (let done = 0; done < exits; done += batch) for (const e of typicalNestedTrace(Math.min(batch, exits - done))) w.writer.append(e);
+    const written = w.finish();
+    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--replay-rss', file], { encoding: 'utf8' });
+    if (child.status !== 0) return undefined;
+    const r = JSON.parse(child.stdout) as { peakMb: number; startMb: number; events: number };
+    return { ...r, bytes: written.bytes };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function benchReplay(options: { rssExits?: number } = {}): ReplayBenchResult[] {
+  const out: ReplayBenchResult[] = [];
+  const manifest = (JSON.parse(readFileSync(join(root, 'traces/imported/manifest.json'), 'utf8')) as { traces: { trace: string }[] }).traces;
+  const bundled = manifest.map((t) => ({ name: t.trace, bytes: new Uint8Array(readFileSync(join(root, t.trace))) }));
+  const largest = bundled.reduce((a, b) => (b.bytes.length > a.bytes.length ? b : a));
+  const reader = TraceReader.open(memorySource(largest.bytes), largest.name);
+  let exits = 0;
+  const all = best(() => {
+    exits = replayTrace(reader).exits;
+  }, 3000);
+  out.push({ name: `replay, all checks, ${largest.name.replace('traces/imported/', '')}`, value: exits / all, unit: 'exits/s', baseline: { name: 'target', value: 1e6, unit: 'exits/s' } });
+  const exitOnly = best(() => void replayTrace(reader, { checks: ['trace.exit-info'] }), 2000);
+  out.push({ name: 'replay, exit-info checks only (columnar), same trace', value: exits / exitOnly, unit: 'exits/s', baseline: { name: 'target', value: 1e6, unit: 'exits/s' } });
+
+  decodeVsZstd(largest.name.replace('traces/imported/', ''), largest.bytes, out);
+  const nested = encodeTrace({ producer: 'bench/replay.ts', l0Profile: 'kvm', kind: 'nested', seed: 1n }, typicalNestedTrace(200_000));
+  decodeVsZstd('typical nested trace, 200k L2 exits', nested, out);
+
+  for (const b of bundled.filter((x) => x.name.includes('iris-'))) {
+    const n = replayTrace(TraceReader.open(memorySource(b.bytes)), { checks: ['trace.exit-info'] }).exits;
+    out.push({ name: `bytes per exit, ${b.name.replace('traces/imported/', '')}`, value: b.bytes.length / n, unit: 'bytes/exit', baseline: { name: 'target', value: 32, unit: 'bytes/exit' } });
+  }
+  const rss = streamingRss(options.rssExits ?? 1_000_000);
+  if (rss) {
+    out.push({
+      name: `peak RSS, replaying a ${(rss.bytes / 1e6).toFixed(1)} MB, ${rss.events}-event nested trace from a file`, value: rss.peakMb, unit: 'MB',
+      baseline: { name: 'RSS of the process before opening it', value: rss.startMb, unit: 'MB' },
+    });
+  }
+  return out;
+}
+
+if (process.argv[1]?.endsWith('/bench/replay.js') && process.argv[2] === '--replay-rss') {
+  process.stdout.write(JSON.stringify(replayForRss(process.argv[3]!)));
+} else if (process.argv[1]?.endsWith('/bench/replay.js')) {
+  for (const r of benchReplay()) {
+    const base = r.baseline ? ` (${r.baseline.name}: ${r.baseline.value.toFixed(1)} ${r.baseline.unit}; ${((100 * r.value) / r.baseline.value).toFixed(0)}%)` : '';
+    process.stdout.write(`${r.name}: ${r.value.toFixed(1)} ${r.unit}${base}\n`);
+  }
+}

@@ -1,0 +1,580 @@
+// Columnar decode of one chunk for readers that need only exits (replay's exit checks, `turtles stats`): exit and
+// reflection records go into reusable typed-array columns (64-bit values as 32-bit halves), no object per event;
+// other records are framed and counted. Must not: disagree with decodeChunkPayload on what it returns (a property
+// test compares them); a record shape it does not handle goes through the generated decoder, which reports errors.
+import $protobuf from 'protobufjs/minimal.js';
+import { pb } from './pb.js';
+import { ChunkDecoder } from './codec.js';
+import { fastDecode } from './fast-decode.js';
+import { TraceFormatError } from './errors.js';
+import { MAX_RECORD_BYTES } from './framing.js';
+import type { ExitFields, TraceEvent, TraceEventKind } from './events.js';
+
+/** Kind of each top-level Event field number (10–31); undefined = not an event field. */
+const KIND_BY_FIELD: readonly (TraceEventKind | undefined)[] = (() => {
+  const k: (TraceEventKind | undefined)[] = new Array(32).fill(undefined);
+  k[10] = 'vmx-op'; k[11] = 'memory-write'; k[12] = 'l2-step'; k[13] = 'external';
+  k[20] = 'vm-exit'; k[21] = 'vmx-outcome'; k[22] = 'vmcs-snapshot'; k[23] = 'ept02'; k[24] = 'reflection';
+  k[25] = 'entry-failure'; k[26] = 'l0-exit'; k[27] = 'vm-entry'; k[28] = 'registers'; k[30] = 'raw'; k[31] = 'unmapped';
+  return k;
+})();
+
+/** 1 for the Event field numbers that carry an event body. */
+const BODY_FIELD = Uint8Array.from({ length: 32 }, (_, f) => (KIND_BY_FIELD[f] !== undefined ? 1 : 0));
+
+/** Index of each kind in ChunkColumns.kindCounts (the field number; stable, independent of EVENT_KINDS order). */
+export function kindSlot(kind: TraceEventKind): number {
+  return KIND_BY_FIELD.indexOf(kind);
+}
+
+const EXIT_VM = 0;
+const EXIT_L0 = 1;
+
+/**
+ * Exit records of one chunk, row by row. `unknown` is the wire mask (bit per field, EXIT_FIELDS order): a field whose
+ * bit is set was not carried by the source and its column holds 0. Capacity grows to the largest chunk seen.
+ */
+export class ExitColumns {
+  length = 0;
+  /** Event number relative to the chunk's first event. */
+  event = new Uint32Array(0);
+  /** 0 vm-exit, 1 l0-exit. */
+  kind = new Uint8Array(0);
+  /** LEVELS index. */
+  level = new Uint8Array(0);
+  unknown = new Uint16Array(0);
+  reason = new Uint32Array(0);
+  qualLo = new Uint32Array(0);
+  qualHi = new Uint32Array(0);
+  ripLo = new Uint32Array(0);
+  ripHi = new Uint32Array(0);
+  linearLo = new Uint32Array(0);
+  linearHi = new Uint32Array(0);
+  physicalLo = new Uint32Array(0);
+  physicalHi = new Uint32Array(0);
+  intrInfo = new Uint32Array(0);
+  intrError = new Uint32Array(0);
+  idtInfo = new Uint32Array(0);
+  idtError = new Uint32Array(0);
+  instrLen = new Uint32Array(0);
+  info = new Uint32Array(0);
+  /** Source line, 0 = none. */
+  line = new Uint32Array(0);
+  /** vCPU, -1 = none (a u32 id: kept in doubles). */
+  vcpu = new Float64Array(0);
+  /** The producer's reason text of the rows that carry one (rare). */
+  readonly reasonText = new Map<number, string>();
+
+  ensure(n: number): void {
+    if (this.event.length >= n) return;
+    const cap = Math.max(n, this.event.length * 2, 64);
+    const grow32 = (a: Uint32Array) => {
+      const b = new Uint32Array(cap);
+      b.set(a.subarray(0, this.length));
+      return b;
+    };
+    this.event = grow32(this.event);
+    const k = new Uint8Array(cap); k.set(this.kind.subarray(0, this.length)); this.kind = k;
+    const l = new Uint8Array(cap); l.set(this.level.subarray(0, this.length)); this.level = l;
+    const u = new Uint16Array(cap); u.set(this.unknown.subarray(0, this.length)); this.unknown = u;
+    const v = new Float64Array(cap); v.set(this.vcpu.subarray(0, this.length)); this.vcpu = v;
+    this.reason = grow32(this.reason);
+    this.qualLo = grow32(this.qualLo); this.qualHi = grow32(this.qualHi);
+    this.ripLo = grow32(this.ripLo); this.ripHi = grow32(this.ripHi);
+    this.linearLo = grow32(this.linearLo); this.linearHi = grow32(this.linearHi);
+    this.physicalLo = grow32(this.physicalLo); this.physicalHi = grow32(this.physicalHi);
+    this.intrInfo = grow32(this.intrInfo); this.intrError = grow32(this.intrError);
+    this.idtInfo = grow32(this.idtInfo); this.idtError = grow32(this.idtError);
+    this.instrLen = grow32(this.instrLen); this.info = grow32(this.info);
+    this.line = grow32(this.line);
+  }
+
+  clear(): void {
+    this.length = 0;
+    this.reasonText.clear();
+  }
+
+  /** Row `r` as the event the object decoder returns (for messages, tests and the object-based checks). */
+  toEvent(r: number): TraceEvent & ExitFields {
+    const u = this.unknown[r]!;
+    const out: Record<string, unknown> = { kind: this.kind[r] === EXIT_VM ? 'vm-exit' : 'l0-exit', level: LEVEL_NAMES[this.level[r]!] };
+    if (this.vcpu[r]! >= 0) out['vcpu'] = this.vcpu[r];
+    if (this.line[r]! > 0) out['line'] = this.line[r];
+    if ((u & 1) === 0) out['reason'] = this.reason[r];
+    if ((u & 2) === 0) out['qualification'] = big(this.qualLo[r]!, this.qualHi[r]!);
+    if ((u & 4) === 0) out['rip'] = big(this.ripLo[r]!, this.ripHi[r]!);
+    if ((u & 8) === 0) out['guestLinear'] = big(this.linearLo[r]!, this.linearHi[r]!);
+    if ((u & 16) === 0) out['guestPhysical'] = big(this.physicalLo[r]!, this.physicalHi[r]!);
+    if ((u & 32) === 0) out['intrInfo'] = this.intrInfo[r];
+    if ((u & 64) === 0) out['intrError'] = this.intrError[r];
+    if ((u & 128) === 0) out['idtVectoringInfo'] = this.idtInfo[r];
+    if ((u & 256) === 0) out['idtVectoringError'] = this.idtError[r];
+    if ((u & 512) === 0) out['instructionLength'] = this.instrLen[r];
+    if ((u & 1024) === 0) out['instructionInfo'] = this.info[r];
+    const text = this.reasonText.get(r);
+    if (text !== undefined) out['reasonText'] = text;
+    return out as unknown as TraceEvent & ExitFields;
+  }
+}
+
+const LEVEL_NAMES = ['unspecified', 'L1', 'L2'] as const;
+const DECISION_NAMES = ['unspecified', 'reflected', 'handled-by-l0'] as const;
+
+function big(lo: number, hi: number): bigint {
+  return hi === 0 ? BigInt(lo >>> 0) : (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+}
+
+/** Reflection records of one chunk (decision, reason, inferred flag and RIP; the rule text is not kept). */
+export class ReflectionColumns {
+  length = 0;
+  event = new Uint32Array(0);
+  /** REFLECTION_DECISIONS index. */
+  decision = new Uint8Array(0);
+  exitReason = new Uint32Array(0);
+  inferred = new Uint8Array(0);
+  hasRip = new Uint8Array(0);
+  ripLo = new Uint32Array(0);
+  ripHi = new Uint32Array(0);
+
+  ensure(n: number): void {
+    if (this.event.length >= n) return;
+    const cap = Math.max(n, this.event.length * 2, 64);
+    const g32 = (a: Uint32Array) => { const b = new Uint32Array(cap); b.set(a.subarray(0, this.length)); return b; };
+    const g8 = (a: Uint8Array) => { const b = new Uint8Array(cap); b.set(a.subarray(0, this.length)); return b; };
+    this.event = g32(this.event); this.exitReason = g32(this.exitReason); this.ripLo = g32(this.ripLo); this.ripHi = g32(this.ripHi);
+    this.decision = g8(this.decision); this.inferred = g8(this.inferred); this.hasRip = g8(this.hasRip);
+  }
+
+  decisionName(r: number): (typeof DECISION_NAMES)[number] {
+    return DECISION_NAMES[this.decision[r]!]!;
+  }
+}
+
+export interface ColumnOptions {
+  /** Kinds to decode as objects into `ChunkColumns.objects` (exits and reflections always go to the columns). */
+  readonly objects?: ReadonlySet<TraceEventKind>;
+}
+
+/** One chunk in columns. Reuse the same instance across chunks: its arrays keep their capacity. */
+export class ChunkColumns {
+  firstEvent = 0;
+  eventCount = 0;
+  readonly exits = new ExitColumns();
+  readonly reflections = new ReflectionColumns();
+  /** Events per kind, indexed by the kind's Event field number (kindSlot). */
+  readonly kindCounts = new Uint32Array(32);
+  /** Events of the kinds asked for in ColumnOptions.objects, with their relative event numbers. */
+  readonly objects: { readonly event: number; readonly value: TraceEvent }[] = [];
+
+  reset(firstEvent: number, eventCount: number): void {
+    this.firstEvent = firstEvent;
+    this.eventCount = eventCount;
+    this.exits.clear();
+    this.exits.ensure(eventCount);
+    this.reflections.length = 0;
+    this.reflections.ensure(eventCount);
+    this.kindCounts.fill(0);
+    this.objects.length = 0;
+  }
+
+  countOf(kind: TraceEventKind): number {
+    return this.kindCounts[kindSlot(kind)]!;
+  }
+}
+
+// Result of the exit parser when the record needs the generated decoder.
+const FALLBACK = -1;
+
+// Varint reader for the rare slow path (a varint close to the end of its message): the result goes to V (V[0] bits
+// 31:0, V[1] bits 63:32, both as int32, V[2] the position after it) so no number is boxed; returns -1 for a varint
+// that runs past `end` or past 10 bytes. The hot paths below decode varints inline.
+const V = new Int32Array(3);
+
+function varintChecked(buf: Uint8Array, p: number, end: number): number {
+  let lo = 0, hi = 0, b = 0, n = 0;
+  do {
+    if (p >= end) return -1;
+    b = buf[p++]!;
+    if (n < 4) lo |= (b & 0x7f) << (7 * n);
+    else if (n === 4) { lo |= (b & 0x0f) << 28; hi = (b & 0x7f) >>> 4; }
+    else hi |= (b & 0x7f) << (7 * n - 32);
+    n++;
+  } while (b >= 0x80 && n < 10);
+  if (b >= 0x80) return -1;
+  V[0] = lo;
+  V[1] = hi;
+  V[2] = p;
+  return 0;
+}
+
+/**
+ * Decode the exit message in buf[p, end) into row `row`. Returns 0, or FALLBACK for anything but the writer's plain
+ * shape (reason text, unknown fields, long 32-bit varints, bad enum values or masks, a varint running past the
+ * message): the caller then decodes the record with the generated decoder, which either accepts it or reports the
+ * error. Varints are read without per-byte bounds checks: `buf` has SLACK readable bytes past the payload, and a
+ * varint that ends past `end` is caught after the fact.
+ */
+function parseExit(buf: Uint8Array, p: number, end: number, c: ExitColumns, row: number, kindIdx: number): number {
+  let level = 0, reason = 0, unknown = 0;
+  let qLo = 0, qHi = 0, dLo = 0, dHi = 0, laLo = 0, laHi = 0, paLo = 0, paHi = 0;
+  let intr = 0, intrErr = 0, idt = 0, idtErr = 0, len = 0, info = 0;
+  while (p < end) {
+    const tag = buf[p++]!;
+    const start = p;
+    let b = buf[p++]!;
+    let lo = b & 0x7f;
+    let hi = 0;
+    if (b >= 0x80) {
+      b = buf[p++]!; lo |= (b & 0x7f) << 7;
+      if (b >= 0x80) {
+        b = buf[p++]!; lo |= (b & 0x7f) << 14;
+        if (b >= 0x80) {
+          b = buf[p++]!; lo |= (b & 0x7f) << 21;
+          if (b >= 0x80) {
+            b = buf[p++]!; lo |= (b & 0x0f) << 28; hi = (b & 0x7f) >>> 4;
+            let shift = 3;
+            while (b >= 0x80) {
+              if (shift > 31) return FALLBACK;
+              b = buf[p++]!; hi |= (b & 0x7f) << shift;
+              shift += 7;
+            }
+          }
+        }
+      }
+    }
+    if (p > end || (tag & 7) !== 0 || tag >= 0x80) return FALLBACK;
+    const field = tag >>> 3;
+    if (field === 3) { qLo = lo; qHi = hi; continue; }
+    if (field === 4) { dLo = lo; dHi = hi; continue; }
+    if (field === 5) { laLo = lo; laHi = hi; continue; }
+    if (field === 6) { paLo = lo; paHi = hi; continue; }
+    // 32-bit and enum fields: protobufjs reads at most 5 bytes; longer encodings go to it.
+    if (p - start > 5) return FALLBACK;
+    if (field === 2) reason = lo;
+    else if (field === 11) len = lo;
+    else if (field === 1) level = lo;
+    else if (field === 13) unknown = lo;
+    else if (field === 7) intr = lo;
+    else if (field === 9) idt = lo;
+    else if (field === 8) intrErr = lo;
+    else if (field === 10) idtErr = lo;
+    else if (field === 12) info = lo;
+    else return FALLBACK;
+  }
+  if ((level >>> 0) > 2 || (unknown >>> 0) >= 1 << 11) return FALLBACK;
+  if ((unknown & 4) === 0) {
+    // RIP = previous RIP of this exit kind + zigzag(delta), modulo 2^64.
+    const sign = -(dLo & 1);
+    const nLo = (((dLo >>> 1) | (dHi << 31)) ^ sign) >>> 0;
+    const nHi = ((dHi >>> 1) ^ sign) >>> 0;
+    const k = kindIdx << 1;
+    const pLo = ripPrev[k]!, pHi = ripPrev[k + 1]!;
+    const sLo = (pLo + nLo) >>> 0;
+    const sHi = (pHi + nHi + (sLo < pLo ? 1 : 0)) >>> 0;
+    ripPrev[k] = sLo;
+    ripPrev[k + 1] = sHi;
+    c.ripLo[row] = sLo;
+    c.ripHi[row] = sHi;
+  } else {
+    if ((dLo | dHi) !== 0) return FALLBACK;
+    c.ripLo[row] = 0;
+    c.ripHi[row] = 0;
+  }
+  c.kind[row] = kindIdx;
+  c.level[row] = level;
+  c.unknown[row] = unknown;
+  c.reason[row] = (unknown & 1) === 0 ? reason : 0;
+  c.qualLo[row] = qLo; c.qualHi[row] = qHi;
+  c.linearLo[row] = laLo; c.linearHi[row] = laHi;
+  c.physicalLo[row] = paLo; c.physicalHi[row] = paHi;
+  c.intrInfo[row] = intr; c.intrError[row] = intrErr;
+  c.idtInfo[row] = idt; c.idtError[row] = idtErr;
+  c.instrLen[row] = len; c.info[row] = info;
+  return 0;
+}
+
+/** Decode a reflection message into row `row`; FALLBACK like parseExit. The rule text is skipped. */
+function parseReflection(buf: Uint8Array, p: number, end: number, c: ReflectionColumns, row: number): number {
+  let decision = 0, reason = 0, inferred = 0, hasRip = 0, rLo = 0, rHi = 0;
+  while (p < end) {
+    const tag = buf[p++]!;
+    if (tag >= 0x80) return FALLBACK;
+    const field = tag >>> 3;
+    const wire = tag & 7;
+    if (field === 5 && wire === 2) {
+      if (varintChecked(buf, p, end) < 0 || V[1] !== 0 || V[0]! < 0 || V[0]! > end - V[2]!) return FALLBACK;
+      p = V[2]! + V[0]!;
+      continue;
+    }
+    if (wire !== 0 || field < 1 || field > 4) return FALLBACK;
+    const start = p;
+    if (varintChecked(buf, p, end) < 0) return FALLBACK;
+    p = V[2]!;
+    if (field !== 4 && p - start > 5) return FALLBACK;
+    if (field === 1) decision = V[0]! >>> 0;
+    else if (field === 2) reason = V[0]!;
+    else if (field === 3) inferred = V[0] !== 0 ? 1 : 0;
+    else { hasRip = 1; rLo = V[0]!; rHi = V[1]!; }
+  }
+  if (decision > 2) return FALLBACK;
+  c.decision[row] = decision;
+  c.exitReason[row] = reason;
+  c.inferred[row] = inferred;
+  c.hasRip[row] = hasRip;
+  c.ripLo[row] = rLo;
+  c.ripHi[row] = rHi;
+  return 0;
+}
+
+/** Readable bytes the exit parser may need past the end of a payload (a 10-byte varint plus its tag). */
+export const SLACK = 16;
+let slackCopy = new Uint8Array(0);
+
+/** Per-exit-kind running RIP as halves [vm-exit lo, hi, l0-exit lo, hi]; restarts with every chunk. */
+const ripPrev = new Uint32Array(4);
+
+/** What the out-of-line generic path needs; lives across one chunk. */
+class Fallback {
+  decoder: ChunkDecoder | undefined;
+  reader: $protobuf.Reader | undefined;
+  /** What the fallback decoder believes the previous RIP of each exit kind is (it sees only fallback records). */
+  decPrev: [bigint, bigint] = [0n, 0n];
+
+  constructor(readonly payload: Uint8Array, readonly file: string, readonly offset: number) {}
+
+  /** One record through the object decoders (fast path, then the generated decoder), keeping the RIP chain. */
+  decode(p: number, len: number, event: number): TraceEvent {
+    const decoder = (this.decoder ??= new ChunkDecoder(this.file));
+    if (!this.reader) {
+      this.reader = $protobuf.Reader.create(this.payload);
+      this.reader.discardUnknown = false;
+    }
+    decoder.begin(event);
+    for (let k = 0; k < 2; k++) {
+      const mine = big(ripPrev[2 * k]!, ripPrev[2 * k + 1]!);
+      if (mine !== this.decPrev[k]) decoder.advanceRip(k === 0 ? 'vm-exit' : 'l0-exit', BigInt.asIntN(64, mine - this.decPrev[k]!));
+      this.decPrev[k] = mine;
+    }
+    let value = fastDecode(this.payload, p, p + len, decoder);
+    if (value === undefined) {
+      let message;
+      try {
+        this.reader.pos = p;
+        message = pb.Event.decode(this.reader, len);
+      } catch (e) {
+        throw new TraceFormatError('bad-record', this.file, { event, offset: this.offset }, `a decodable event record (${(e as Error).message}) (chunk byte ${p})`);
+      }
+      value = decoder.decode(message, event);
+    }
+    if ((value.kind === 'vm-exit' || value.kind === 'l0-exit') && value.rip !== undefined) {
+      const k = value.kind === 'vm-exit' ? 0 : 1;
+      ripPrev[2 * k] = Number(value.rip & 0xffff_ffffn);
+      ripPrev[2 * k + 1] = Number(value.rip >> 32n);
+      this.decPrev[k] = value.rip;
+    }
+    return value;
+  }
+}
+
+function pushExitObject(exits: ExitColumns, e: TraceEvent & ExitFields, rel: number): void {
+  const r = exits.length++;
+  exits.event[r] = rel;
+  exits.kind[r] = e.kind === 'vm-exit' ? EXIT_VM : EXIT_L0;
+  exits.level[r] = LEVEL_NAMES.indexOf(e.level as (typeof LEVEL_NAMES)[number]);
+  let u = 0;
+  const q64 = (v: bigint | undefined, bit: number, lo: Uint32Array, hi: Uint32Array) => {
+    if (v === undefined) { u |= bit; lo[r] = 0; hi[r] = 0; return; }
+    lo[r] = Number(v & 0xffff_ffffn);
+    hi[r] = Number(v >> 32n);
+  };
+  const q32 = (v: number | undefined, bit: number, col: Uint32Array) => {
+    if (v === undefined) { u |= bit; col[r] = 0; } else col[r] = v;
+  };
+  q32(e.reason, 1, exits.reason);
+  q64(e.qualification, 2, exits.qualLo, exits.qualHi);
+  q64(e.rip, 4, exits.ripLo, exits.ripHi);
+  q64(e.guestLinear, 8, exits.linearLo, exits.linearHi);
+  q64(e.guestPhysical, 16, exits.physicalLo, exits.physicalHi);
+  q32(e.intrInfo, 32, exits.intrInfo);
+  q32(e.intrError, 64, exits.intrError);
+  q32(e.idtVectoringInfo, 128, exits.idtInfo);
+  q32(e.idtVectoringError, 256, exits.idtError);
+  q32(e.instructionLength, 512, exits.instrLen);
+  q32(e.instructionInfo, 1024, exits.info);
+  exits.unknown[r] = u;
+  exits.line[r] = e.line ?? 0;
+  exits.vcpu[r] = e.vcpu ?? -1;
+  if (e.reasonText !== undefined) exits.reasonText.set(r, e.reasonText);
+}
+
+function pushReflectionObject(refl: ReflectionColumns, value: TraceEvent, rel: number): void {
+  if (value.kind !== 'reflection') return;
+  const r = refl.length++;
+  refl.event[r] = rel;
+  refl.decision[r] = DECISION_NAMES.indexOf(value.decision as (typeof DECISION_NAMES)[number]);
+  refl.exitReason[r] = value.exitReason;
+  refl.inferred[r] = value.inferred ? 1 : 0;
+  refl.hasRip[r] = value.rip !== undefined ? 1 : 0;
+  refl.ripLo[r] = value.rip !== undefined ? Number(value.rip & 0xffff_ffffn) : 0;
+  refl.ripHi[r] = value.rip !== undefined ? Number(value.rip >> 32n) : 0;
+}
+
+function framingError(kind: 'corrupt' | 'oversized', file: string, event: number, offset: number, pos: number, what: string): TraceFormatError {
+  return new TraceFormatError(kind, file, { event, offset }, `${what} (chunk byte ${pos})`);
+}
+
+/**
+ * Decode one chunk's uncompressed records into `out`. Same framing rules and errors as decodeChunkPayload; exit and
+ * reflection records are checked as the object decoder checks them; other records are framed and counted, and
+ * decoded only for the kinds in `options.objects`.
+ */
+export function decodeChunkColumns(
+  payload: Uint8Array, eventCount: number, firstEvent: number, file: string, offset: number, out: ChunkColumns, options: ColumnOptions = {},
+): ChunkColumns {
+  out.reset(firstEvent, eventCount);
+  ripPrev.fill(0);
+  // The exit parser reads up to SLACK bytes past a message before it notices; give it a view with that much room.
+  const size = payload.length;
+  let buf: Uint8Array;
+  if (payload.byteOffset + size + SLACK <= payload.buffer.byteLength) {
+    buf = new Uint8Array(payload.buffer, payload.byteOffset, size + SLACK);
+  } else {
+    if (slackCopy.length < size + SLACK) slackCopy = new Uint8Array(size + SLACK);
+    slackCopy.set(payload);
+    buf = slackCopy.subarray(0, size + SLACK);
+  }
+  const objects = options.objects;
+  const wantObjects = objects !== undefined && objects.size > 0;
+  let fallback: Fallback | undefined;
+  const exits = out.exits;
+  const refl = out.reflections;
+  const counts = out.kindCounts;
+  let pos = 0;
+  for (let i = 0; i < eventCount; i++) {
+    if (pos >= size) throw framingError('corrupt', file, firstEvent + i, offset, pos, `${eventCount} records in the chunk, it ends after ${i}`);
+    // Record length: at most 4 bytes (MAX_RECORD_BYTES < 2^28).
+    let p = pos;
+    let b = payload[p++]!;
+    let len = b & 0x7f;
+    if (b >= 0x80) {
+      let shift = 7;
+      do {
+        if (p >= size) throw framingError('corrupt', file, firstEvent + i, offset, pos, 'a complete record length');
+        if (shift >= 28) throw framingError('oversized', file, firstEvent + i, offset, pos, `a record length below ${MAX_RECORD_BYTES}`);
+        b = payload[p++]!;
+        len |= (b & 0x7f) << shift;
+        shift += 7;
+      } while (b >= 0x80);
+    }
+    if (len > MAX_RECORD_BYTES) throw framingError('oversized', file, firstEvent + i, offset, pos, `a record of at most ${MAX_RECORD_BYTES} bytes, length says ${len}`);
+    const end = p + len;
+    if (end > size) throw framingError('corrupt', file, firstEvent + i, offset, pos, `a ${len}-byte record within the chunk's ${size} bytes`);
+    // Top level as the writer lays it out: [vcpu (1)] [source line (2)] body (10–31, length-delimited) ending the
+    // record. Any other layout (field order, repeated or unknown fields) goes to the generic decoder below.
+    let q = p;
+    let vcpu = -1;
+    let line = 0;
+    let plain = true;
+    let field = 0;
+    let body = 0;
+    // vcpu and line: unrolled u32 varints (at most 5 bytes, the last holding bits 31:28); `buf` has slack to read into.
+    if (buf[q] === 0x08) {
+      q++;
+      let b = buf[q++]!;
+      let v = b & 0x7f;
+      if (b >= 0x80) {
+        b = buf[q++]!; v |= (b & 0x7f) << 7;
+        if (b >= 0x80) {
+          b = buf[q++]!; v |= (b & 0x7f) << 14;
+          if (b >= 0x80) {
+            b = buf[q++]!; v |= (b & 0x7f) << 21;
+            if (b >= 0x80) { b = buf[q++]!; v |= b << 28; if (b > 0x0f) plain = false; }
+          }
+        }
+      }
+      vcpu = v >>> 0;
+    }
+    if (buf[q] === 0x10) {
+      q++;
+      let b = buf[q++]!;
+      let v = b & 0x7f;
+      if (b >= 0x80) {
+        b = buf[q++]!; v |= (b & 0x7f) << 7;
+        if (b >= 0x80) {
+          b = buf[q++]!; v |= (b & 0x7f) << 14;
+          if (b >= 0x80) {
+            b = buf[q++]!; v |= (b & 0x7f) << 21;
+            if (b >= 0x80) { b = buf[q++]!; v |= b << 28; if (b > 0x0f) plain = false; }
+          }
+        }
+      }
+      line = v >>> 0;
+    }
+    if (q >= end) plain = false;
+    if (plain) {
+      // Tag: one byte for fields 10–15, two for 16–31; wire type 2.
+      let tag = buf[q++]!;
+      if (tag >= 0x80) {
+        const t2 = buf[q++]!;
+        tag = t2 >= 0x80 ? 0 : (tag & 0x7f) | (t2 << 7);
+      }
+      field = tag >>> 3;
+      let l = buf[q++]!;
+      if (l >= 0x80) {
+        let b2 = buf[q++]!;
+        l = (l & 0x7f) | ((b2 & 0x7f) << 7);
+        if (b2 >= 0x80) {
+          b2 = buf[q++]!;
+          l |= (b2 & 0x7f) << 14;
+          if (b2 >= 0x80) {
+            b2 = buf[q++]!;
+            l |= (b2 & 0x7f) << 21;
+            if (b2 >= 0x80) l = -1;
+          }
+        }
+      }
+      body = q;
+      if ((tag & 7) !== 2 || field > 31 || BODY_FIELD[field] === 0 || l < 0 || q + l !== end) plain = false;
+    }
+    const bodyEnd = end;
+    if (plain) {
+      if (field === 20 || field === 26) {
+        const row = exits.length;
+        if (parseExit(buf, body, bodyEnd, exits, row, field === 20 ? EXIT_VM : EXIT_L0) === 0) {
+          exits.event[row] = i;
+          exits.line[row] = line;
+          exits.vcpu[row] = vcpu;
+          exits.length = row + 1;
+          counts[field]!++;
+          pos = end;
+          continue;
+        }
+      } else if (field === 24) {
+        const row = refl.length;
+        if (parseReflection(payload, body, bodyEnd, refl, row) === 0) {
+          refl.event[row] = i;
+          refl.length = row + 1;
+          counts[24]!++;
+          pos = end;
+          continue;
+        }
+      } else if (!wantObjects || !objects.has(KIND_BY_FIELD[field]!)) {
+        counts[field]!++;
+        pos = end;
+        continue;
+      }
+    }
+    // Everything else goes through the object decoders (out of line: rare), which also report errors.
+    fallback ??= new Fallback(payload, file, offset);
+    const value = fallback.decode(p, len, firstEvent + i);
+    counts[kindSlot(value.kind)]!++;
+    if (value.kind === 'vm-exit' || value.kind === 'l0-exit') pushExitObject(exits, value, i);
+    else pushReflectionObject(refl, value, i);
+    if (wantObjects && objects.has(value.kind)) out.objects.push({ event: i, value });
+    pos = end;
+  }
+  if (pos !== size) {
+    throw new TraceFormatError('corrupt', file, { offset, event: firstEvent + eventCount }, `the chunk to end after ${eventCount} records, ${size - pos} bytes remain`);
+  }
+  return out;
+}
