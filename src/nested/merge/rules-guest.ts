@@ -95,14 +95,22 @@ function loadedOrInherited(id: string, encoding: number, control: number, l1Key:
 
 const GUEST_EFER: MergeRuleImpl = {
   id: 'merge.guest-efer',
-  gather: (env) => [realEntry(env), in12(env, F.VM_ENTRY_CONTROLS), inGuest(env, F.GUEST_IA32_EFER), inL0('l1.efer', env.l0.l1.efer)],
+  gather: (env) => [
+    realEntry(env), in12(env, F.VM_ENTRY_CONTROLS), in12(env, F.GUEST_CR0), inGuest(env, F.GUEST_IA32_EFER), inL0('l1.efer', env.l0.l1.efer),
+    inL0('profile.kvm', env.profile.name === 'kvm'),
+  ],
   compute: (inp) => {
     if (!inp.flag('L0.realEntry')) return inp.get('L0.l2Live.GUEST_IA32_EFER');
     const entry = inp.n('vmcs12.VM_ENTRY_CONTROLS');
     if (entry & EntryCtl.LOAD_IA32_EFER) return inp.get('vmcs12.GUEST_IA32_EFER');
-    // KVM nested_vmx_calc_efer: L1's EFER with LMA = LME = "IA-32e mode guest" (SDM 26.3.2.1 sets LMA from it).
-    const lm = entry & EntryCtl.IA32E_MODE_GUEST ? Efer.LMA | Efer.LME : 0n;
-    return (inp.get('L0.l1.efer') & ~(Efer.LMA | Efer.LME)) | lm;
+    const ia32e = (entry & EntryCtl.IA32E_MODE_GUEST) !== 0;
+    const l1 = inp.get('L0.l1.efer');
+    // KVM nested_vmx_calc_efer: L1's EFER with LMA = LME = "IA-32e mode guest".
+    if (inp.flag('L0.profile.kvm')) return (l1 & ~(Efer.LMA | Efer.LME)) | (ia32e ? Efer.LMA | Efer.LME : 0n);
+    // SDM 26.3.2.1: LMA = "IA-32e mode guest"; LME too only when the entry sets CR0.PG, else it keeps L1's value.
+    const pg = (inp.get('vmcs12.GUEST_CR0') & (1n << 31n)) !== 0n;
+    const lme = pg ? (ia32e ? Efer.LME : 0n) : l1 & Efer.LME;
+    return (l1 & ~(Efer.LMA | Efer.LME)) | (ia32e ? Efer.LMA : 0n) | lme;
   },
 };
 

@@ -44,11 +44,15 @@ function abort(indicator: number, profile: L0Profile): HostLoadResult {
   return { kind: 'vmx-abort', indicator };
 }
 
-/** CR0 as the host-state load leaves it: only bits not excluded by the SDM and not fixed in VMX operation change. */
+/**
+ * CR0 as the host-state load leaves it: bits the SDM excludes keep their value; bits fixed in VMX operation take their
+ * fixed value (the guest may have run with PE/PG = 0 under "unrestricted guest", the host cannot; SDM 27.5.1 with 23.8);
+ * the rest come from HOST_CR0.
+ */
 export function loadHostCr0(current: bigint, hostCr0: bigint, model: CpuModel): bigint {
   const fixed = model.cr0Fixed0 | u64(~model.cr0Fixed1);
   const loaded = u64(~(CR0_NOT_LOADED | fixed));
-  return u64((current & ~loaded) | (hostCr0 & loaded));
+  return u64((current & CR0_NOT_LOADED & ~fixed) | (hostCr0 & loaded) | model.cr0Fixed0);
 }
 
 /**
@@ -67,9 +71,9 @@ export function l1HostStateFromVmcs12(vmcs12: Vmcs, cpu: CpuState, ctx: HostLoad
   // CR0: kvm hands the whole HOST_CR0 to its setter (N14); hardware loads only the modifiable bits.
   const hostCr0 = vmcs12.get(Field.HOST_CR0);
   s.cr0 = ctx.profile.deviations.has(Deviation.HOST_CR0_FULL_LOAD) ? hostCr0 : loadHostCr0(cpu.cr0, hostCr0, ctx.model);
-  // CR4: VMX-fixed bits unchanged; PAE set with a 64-bit host, PCIDE cleared with a 32-bit one.
+  // CR4: VMX-fixed bits at their fixed values; PAE set with a 64-bit host, PCIDE cleared with a 32-bit one.
   const cr4Fixed = ctx.model.cr4Fixed0 | u64(~ctx.model.cr4Fixed1);
-  let cr4 = u64((cpu.cr4 & cr4Fixed) | (vmcs12.get(Field.HOST_CR4) & ~cr4Fixed));
+  let cr4 = u64((vmcs12.get(Field.HOST_CR4) & ~cr4Fixed) | ctx.model.cr4Fixed0);
   cr4 = hass ? cr4 | Cr4.PAE : cr4 & ~Cr4.PCIDE;
   s.cr4 = cr4;
   s.cr3 = vmcs12.get(Field.HOST_CR3);
