@@ -5,6 +5,7 @@ import { benchEntryChecks } from './entry-checks.js';
 import { benchVmx } from './vmx.js';
 import { benchTrace } from './trace.js';
 import { benchInterp } from './interp.js';
+import { benchDifferential } from './differential.js';
 import { benchReplay } from './replay.js';
 
 function line(name: string, value: string, baseline: string, note = ''): void {
@@ -26,6 +27,10 @@ for (const r of benchVmx()) {
 
 for (const r of benchInterp()) {
   line(r.name, rate(r.opsPerSecond), `= ${(r.opsPerSecond / r.baselineOpsPerSecond).toFixed(2)}x of baseline ${rate(r.baselineOpsPerSecond)}`);
+}
+
+for (const r of benchDifferential()) {
+  line(r.name, rate(r.opsPerSecond), `= ${(r.opsPerSecond / r.baselineOpsPerSecond).toFixed(2)}x of baseline ${rate(r.baselineOpsPerSecond)} (reference machine alone)`, 'target >= 50 K exits/s');
 }
 
 for (const r of benchTrace()) {

@@ -23,6 +23,7 @@ export const KVM_OBSERVABLE_DEVIATIONS = [
   'kvm.exception-error-code-16bit',
   'kvm.pending-db-mtf-priority',
   'kvm.guest-state-needs-unrestricted-guest',
+  'kvm.guest-efer-lme-from-ia32e-mode',
   'kvm.field-existence-ignores-features',
 ] as const;
 
@@ -48,6 +49,7 @@ export const Deviation = {
   EXCEPTION_ERROR_CODE_16BIT: 'kvm.exception-error-code-16bit',
   PENDING_DB_MTF_PRIORITY: 'kvm.pending-db-mtf-priority',
   GUEST_STATE_NEEDS_UNRESTRICTED_GUEST: 'kvm.guest-state-needs-unrestricted-guest',
+  GUEST_EFER_LME_FROM_IA32E_MODE: 'kvm.guest-efer-lme-from-ia32e-mode',
   FIELD_EXISTENCE_IGNORES_FEATURES: 'kvm.field-existence-ignores-features',
 } as const satisfies Record<string, KvmDeviationId>;
 

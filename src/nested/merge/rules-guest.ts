@@ -5,6 +5,7 @@
 import { Field } from '../../cpu/generated/vmcs-fields.js';
 import { EntryCtl, Secondary } from '../../cpu/generated/controls.js';
 import { Efer } from '../../cpu/state.js';
+import { Deviation } from '../profile.js';
 import { u64 } from '../../cpu/u64.js';
 import { effectiveSecondary } from './rules-controls.js';
 import { guestValue, in01, in12, inGuest, inL0, inMerged, type InputLookup, type MergeEnv, type MergeRuleImpl } from './rule-kit.js';
@@ -97,7 +98,7 @@ const GUEST_EFER: MergeRuleImpl = {
   id: 'merge.guest-efer',
   gather: (env) => [
     realEntry(env), in12(env, F.VM_ENTRY_CONTROLS), in12(env, F.GUEST_CR0), inGuest(env, F.GUEST_IA32_EFER), inL0('l1.efer', env.l0.l1.efer),
-    inL0('profile.kvm', env.profile.name === 'kvm'),
+    inL0('profile.efer-lme-from-ia32e-mode', env.profile.deviations.has(Deviation.GUEST_EFER_LME_FROM_IA32E_MODE)),
   ],
   compute: (inp) => {
     if (!inp.flag('L0.realEntry')) return inp.get('L0.l2Live.GUEST_IA32_EFER');
@@ -105,8 +106,8 @@ const GUEST_EFER: MergeRuleImpl = {
     if (entry & EntryCtl.LOAD_IA32_EFER) return inp.get('vmcs12.GUEST_IA32_EFER');
     const ia32e = (entry & EntryCtl.IA32E_MODE_GUEST) !== 0;
     const l1 = inp.get('L0.l1.efer');
-    // KVM nested_vmx_calc_efer: L1's EFER with LMA = LME = "IA-32e mode guest".
-    if (inp.flag('L0.profile.kvm')) return (l1 & ~(Efer.LMA | Efer.LME)) | (ia32e ? Efer.LMA | Efer.LME : 0n);
+    // kvm.guest-efer-lme-from-ia32e-mode (KVM nested_vmx_calc_efer): L1's EFER with LMA = LME = "IA-32e mode guest".
+    if (inp.flag('L0.profile.efer-lme-from-ia32e-mode')) return (l1 & ~(Efer.LMA | Efer.LME)) | (ia32e ? Efer.LMA | Efer.LME : 0n);
     // SDM 26.3.2.1: LMA = "IA-32e mode guest"; LME too only when the entry sets CR0.PG, else it keeps L1's value.
     const pg = (inp.get('vmcs12.GUEST_CR0') & (1n << 31n)) !== 0n;
     const lme = pg ? (ia32e ? Efer.LME : 0n) : l1 & Efer.LME;
