@@ -1,6 +1,6 @@
 // The deterministic "platform" an L2 program sees when an instruction does not exit: a CPUID leaf table,
 // an MSR file, I/O port devices with fixed patterns, and a seeded generator for RDRAND/RDSEED.
-// Must not: read the clock, Math.random, the environment or files; all entropy comes from the seed.
+// Must not: read the clock, unseeded randomness, the environment or files; all entropy comes from the seed.
 // SDM Vol. 2 CPUID/RDMSR/IN/RDRAND pages (semantics); the values themselves are the model's choice.
 import { Msr } from '../state.js';
 
