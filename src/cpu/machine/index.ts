@@ -10,3 +10,4 @@ export {
 } from './run-guest.js';
 export { L1PhysicalPort, L1_DEFAULTS, assignCpuState, defaultL1State } from './l1-memory.js';
 export { CachedEptGuestMemory } from './ept-guest-memory.js';
+export { ObservingL1Machine } from './observing-machine.js';

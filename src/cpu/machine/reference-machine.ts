@@ -32,6 +32,7 @@ import {
 import { CachedEptGuestMemory } from './ept-guest-memory.js';
 import { L1PhysicalPort, assignCpuState, defaultL1State } from './l1-memory.js';
 import { ExternalEvents, GuestMemoryPort, runGuestUntilExit, type ScheduledEvent } from './run-guest.js';
+import { ObservingL1Machine, type MachineRunResult } from './observing-machine.js';
 
 export interface ReferenceMachineOptions {
   /** The capability model L1 sees (the reference uses what L0 advertises, e.g. 'kvm-l1'). */
@@ -50,21 +51,9 @@ export interface ReferenceMachineOptions {
   readonly sink?: ObservationSink;
 }
 
-/** 'running' until the L1 program returns ('completed') or the run ends early (L2 budget, interpreter gap, shutdown). */
-export type MachineStatus = 'running' | 'completed' | 'budget-exhausted' | 'unsupported-instruction' | 'shutdown';
-
-export interface MachineRunResult {
-  readonly status: MachineStatus;
-  /** L1 operations performed (the `step` of the next one). */
-  readonly steps: number;
-  readonly l2Steps: number;
-  /** Exits to L1 (VM exits and VM-entry failures). */
-  readonly exits: number;
-}
+export type { MachineRunResult, MachineStatus } from './observing-machine.js';
 
 export const DEFAULT_L2_STEP_BUDGET = 100_000;
-
-type VmxInstructionObservation = Extract<Observation, { kind: 'vmx-instruction' }>;
 
 const VMX_MSR_BY_INDEX = new Map<number, VmxMsrName>(Object.entries(VMX_MSR_INDEX).map(([k, v]) => [v, k as VmxMsrName]));
 
@@ -92,7 +81,7 @@ const VMX_MSR_BY_INDEX = new Map<number, VmxMsrName>(Object.entries(VMX_MSR_INDE
  * - An L2 that stops without a VM exit (budget, interpreter gap) ends the run: vmlaunch/vmresume return 'l2-stopped',
  *   O1 reports outcome 'l2-stopped', O5 follows, and the run result says why. Any later operation is a program bug.
  */
-export class ReferenceMachine implements L1Machine {
+export class ReferenceMachine extends ObservingL1Machine implements L1Machine {
   readonly cpu: CpuModel;
   readonly memory: PhysicalMemory<L1Gpa>;
   readonly processor: VmxProcessor;
@@ -101,11 +90,6 @@ export class ReferenceMachine implements L1Machine {
   readonly events: ExternalEvents;
   /** L2's state object, reused across entries (the interpreter's memory adapters are bound to it). */
   readonly l2 = new CpuState();
-  status: MachineStatus = 'running';
-  private stepNo = 0;
-  private exits = 0;
-  private readonly sink: ObservationSink | undefined;
-  private readonly digest: L1MemoryDigest | undefined;
   private readonly port: L1PhysicalPort;
   private readonly guestPort = new GuestMemoryPort();
   private readonly direct: DirectGuestMemory<L1Gpa>;
@@ -119,6 +103,7 @@ export class ReferenceMachine implements L1Machine {
   private lastCheck: string | undefined;
 
   constructor(opts: ReferenceMachineOptions) {
+    super(opts.sink);
     this.cpu = opts.cpu;
     this.memory = opts.memory ?? new PhysicalMemory<L1Gpa>({ space: 'L1Gpa' });
     this.port = new L1PhysicalPort(this.memory, this.cpu.maxPhysAddr);
@@ -139,7 +124,6 @@ export class ReferenceMachine implements L1Machine {
     this.interp = new Interpreter({ mem: this.guestPort, platform: this.platform, cache: new DecodeCache() });
     this.events = new ExternalEvents(opts.schedule ?? []);
     this.budget = opts.l2StepBudget ?? DEFAULT_L2_STEP_BUDGET;
-    this.sink = opts.sink;
     this.digest = opts.sink ? new L1MemoryDigest(this.memory) : undefined;
     this.caps = eptCapabilities(this.cpu);
     const gmOpts = { maxPhysAddr: this.cpu.maxPhysAddr, pdptes: () => this.pdptes };
@@ -150,17 +134,6 @@ export class ReferenceMachine implements L1Machine {
       insOutsInfo: bit(this.cpu.msr('IA32_VMX_BASIC'), 54),
       eptpValid: (e) => validateEptp(e, this.caps).ok,
     };
-  }
-
-  /** Run an L1 program to its end (or until the run stops early). */
-  run(program: L1Program): MachineRunResult {
-    program(this);
-    if (this.status === 'running') this.status = 'completed';
-    return this.result();
-  }
-
-  result(): MachineRunResult {
-    return { status: this.status, steps: this.stepNo, l2Steps: this.events.l2Steps, exits: this.exits };
   }
 
   // ---- L1Machine ------------------------------------------------------------------------------------------------
@@ -285,9 +258,8 @@ export class ReferenceMachine implements L1Machine {
 
   // ---- internals ------------------------------------------------------------------------------------------------
 
-  private begin(): number {
-    if (this.status !== 'running') throw new Error(`turtles bug: L1 operation after the run ended (${this.status})`);
-    return this.stepNo++;
+  protected l1Rflags(): bigint {
+    return this.processor.state.rflags;
   }
 
   private operandBits(): 32 | 64 {
@@ -458,23 +430,6 @@ export class ReferenceMachine implements L1Machine {
         return 'ok';
       },
     };
-  }
-
-  private o1(step: number, instruction: string, operands: readonly bigint[], r: L1LaunchResult, failedCheck?: string): void {
-    const sink = this.sink;
-    if (!sink) return;
-    const o: { -readonly [K in keyof VmxInstructionObservation]: VmxInstructionObservation[K] } = {
-      kind: 'vmx-instruction', step, instruction, operands, outcome: r.kind, rflags: this.processor.state.rflags,
-    };
-    if ('error' in r) o.error = r.error;
-    if ('vector' in r) o.vector = r.vector;
-    if ('value' in r && r.value !== undefined) o.value = r.value;
-    if (failedCheck !== undefined) o.failedCheck = failedCheck;
-    sink.observe(o);
-  }
-
-  private o5(step: number): void {
-    if (this.sink && this.digest) this.sink.observe(this.digest.observe(step));
   }
 }
 

@@ -13,7 +13,8 @@ import type { L1LaunchResult, L1Machine, L1Program, L1VmxResult } from '../../cp
 import type { ObservationSink } from '../../cpu/l1/observation.js';
 import { L1MemoryDigest, detailDigest, l1StateDetail, readExitInformation, readGuestState } from '../../cpu/l1/observe.js';
 import { defaultL1State } from '../../cpu/machine/l1-memory.js';
-import { DEFAULT_L2_STEP_BUDGET, type MachineRunResult, type MachineStatus } from '../../cpu/machine/reference-machine.js';
+import { DEFAULT_L2_STEP_BUDGET, type MachineRunResult } from '../../cpu/machine/reference-machine.js';
+import { ObservingL1Machine } from '../../cpu/machine/observing-machine.js';
 import { ExternalEvents, GuestMemoryPort, type ScheduledEvent } from '../../cpu/machine/run-guest.js';
 import type { PhysicalMemory } from '../../cpu/memory.js';
 import { ExitReason } from '../../cpu/generated/exit-reasons.js';
@@ -65,22 +66,18 @@ export interface NestedMachineOptions {
  * Agreements with the reference machine that are not architectural: L1's operations have no instruction length (RIP
  * does not move; L0 advances it by the exit's length 0), and L1's operands are values (L0 gets them decoded).
  */
-export class NestedMachine implements L1Machine {
+export class NestedMachine extends ObservingL1Machine implements L1Machine {
   readonly cpu: CpuModel;
   readonly l0: L0;
   readonly runner: NestedRunner;
   readonly platform: DeterministicPlatform;
   readonly events: ExternalEvents;
   readonly interp: Interpreter;
-  status: MachineStatus = 'running';
-  private stepNo = 0;
-  private exits = 0;
-  private readonly sink: ObservationSink | undefined;
-  private readonly digest: L1MemoryDigest | undefined;
   /** L1's state when it is not running (after a shutdown). */
   private lastL1: CpuState | undefined;
 
   constructor(opts: NestedMachineOptions) {
+    super(opts.sink);
     this.cpu = opts.cpu;
     const host = opts.host ?? findCpuModel(DEFAULT_HOST_MODEL);
     if (!host) throw new Error(`turtles bug: CPU model ${DEFAULT_HOST_MODEL} missing`);
@@ -105,19 +102,8 @@ export class NestedMachine implements L1Machine {
     this.interp = new Interpreter({ mem: port, platform: this.platform, cache: new DecodeCache() });
     this.events = new ExternalEvents(opts.schedule ?? []);
     this.runner = new NestedRunner(this.l0, { interp: this.interp, events: this.events, port, budget: opts.l2StepBudget ?? DEFAULT_L2_STEP_BUDGET });
-    this.sink = opts.sink;
     const view = new L1MemoryInverse(this.l0.hw.memory, this.l0.hw.policy, this.l0.l1Port);
     this.digest = opts.sink ? new L1MemoryDigest(view) : undefined;
-  }
-
-  run(program: L1Program): MachineRunResult {
-    program(this);
-    if (this.status === 'running') this.status = 'completed';
-    return this.result();
-  }
-
-  result(): MachineRunResult {
-    return { status: this.status, steps: this.stepNo, l2Steps: this.events.l2Steps, exits: this.exits };
   }
 
   // ---- L1Machine --------------------------------------------------------------------------------------------------
@@ -281,10 +267,12 @@ export class NestedMachine implements L1Machine {
 
   // ---- internals ----------------------------------------------------------------------------------------------------
 
-  private begin(): number {
-    if (this.status !== 'running') throw new Error(`turtles bug: L1 operation after the run ended (${this.status})`);
-    this.l0.step = this.stepNo;
-    return this.stepNo++;
+  protected override onStep(step: number): void {
+    this.l0.step = step;
+  }
+
+  protected l1Rflags(): bigint {
+    return this.currentL1().rflags;
   }
 
   /** L1's architectural state (a copy while L1 runs: CR0 from the hardware and vmcs01's read shadow). */
@@ -339,24 +327,8 @@ export class NestedMachine implements L1Machine {
     }
     return result;
   }
-
-  private o1(step: number, instruction: string, operands: readonly bigint[], r: L1LaunchResult, failedCheck?: string): void {
-    const sink = this.sink;
-    if (!sink) return;
-    sink.observe({
-      kind: 'vmx-instruction', step, instruction, operands, outcome: r.kind,
-      ...('error' in r ? { error: r.error } : {}),
-      ...('vector' in r ? { vector: r.vector } : {}),
-      ...('value' in r && r.value !== undefined ? { value: r.value } : {}),
-      rflags: this.currentL1().rflags,
-      ...(failedCheck !== undefined ? { failedCheck } : {}),
-    });
-  }
-
-  private o5(step: number): void {
-    if (this.sink && this.digest) this.sink.observe(this.digest.observe(step));
-  }
 }
+
 
 function big(_k: string, v: unknown): unknown {
   return typeof v === 'bigint' ? `0x${v.toString(16)}` : v;
