@@ -8,12 +8,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import binding from 'zstd-napi/binding.js';
 import { ChunkColumns, TraceReader, encodeTrace, memorySource, type TraceHeader } from '../src/replay/format/index.js';
-import { CHUNK_HEADER_SIZE } from '../src/replay/format/framing.js';
 import { createTraceFile, openTraceFile } from '../src/replay/io/trace-file.js';
 import { replayTrace } from '../src/replay/replay/index.js';
 import { typicalNestedTrace } from './trace.js';
+import { emptyZstdFrame, napiDecompressAll, traceFrames, zstdCliSeconds } from './zstd-baseline.js';
 
 export interface ReplayBenchResult {
   name: string;
@@ -42,38 +41,6 @@ function best(f: () => void, ms: number, rounds = 5): number {
   return min;
 }
 
-/** The zstd frames of a trace, back to back (a valid multi-frame .zst stream). */
-function frames(bytes: Uint8Array): Uint8Array {
-  const r = TraceReader.open(memorySource(bytes));
-  const parts = r.chunks.map((c) => bytes.subarray(c.offset + CHUNK_HEADER_SIZE, c.offset + CHUNK_HEADER_SIZE + c.compressedLength));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-function emptyFrame(): Uint8Array {
-  const c = new binding.CCtx();
-  const dst = new Uint8Array(binding.compressBound(0));
-  return dst.subarray(0, c.compress(dst, new Uint8Array(0), 3));
-}
-
-/** Seconds `zstd -d` needs for `file` net of process start-up (timed on an empty frame); undefined without zstd. */
-function zstdCliSeconds(file: string, empty: string): number | undefined {
-  const run = (f: string): number | undefined => {
-    const t0 = performance.now();
-    const r = spawnSync('zstd', ['-d', '-q', '-c', f], { stdio: ['ignore', 'ignore', 'ignore'] });
-    const t = (performance.now() - t0) / 1000;
-    return r.error || r.status !== 0 ? undefined : t;
-  };
-  if (run(empty) === undefined) return undefined;
-  const min = (f: string): number => Math.min(...Array.from({ length: 9 }, () => run(f)!));
-  return Math.max(min(file) - min(empty), 1e-6);
-}
-
 /** Columnar decode of every chunk vs zstd alone, on the same file bytes. */
 function decodeVsZstd(label: string, bytes: Uint8Array, out: ReplayBenchResult[]): void {
   const reader = TraceReader.open(memorySource(bytes));
@@ -82,17 +49,8 @@ function decodeVsZstd(label: string, bytes: Uint8Array, out: ReplayBenchResult[]
   const colSeconds = best(() => {
     for (let c = 0; c < reader.chunks.length; c++) reader.decodeChunkColumns(c, cols);
   }, 2000);
-  const zst = frames(bytes);
-  const dctx = new binding.DCtx();
-  const scratch = new Uint8Array(16 << 20);
-  const napiSeconds = best(() => {
-    let at = 0;
-    while (at < zst.length) {
-      const size = binding.findFrameCompressedSize(zst.subarray(at));
-      dctx.decompress(scratch, zst.subarray(at, at + size));
-      at += size;
-    }
-  }, 1000);
+  const zst = traceFrames(bytes);
+  const napiSeconds = best(napiDecompressAll(zst), 1000);
   out.push({ name: `columnar decode vs zstd-napi, ${label} (file MB/s)`, value: mb / colSeconds, unit: 'MB/s', baseline: { name: 'zstd-napi DCtx.decompress', value: mb / napiSeconds, unit: 'MB/s' } });
   const dir = mkdtempSync(join(tmpdir(), 'turtles-bench-replay-'));
   try {
@@ -103,8 +61,8 @@ function decodeVsZstd(label: string, bytes: Uint8Array, out: ReplayBenchResult[]
     const repeated = new Uint8Array(zst.length * copies);
     for (let i = 0; i < copies; i++) repeated.set(zst, i * zst.length);
     writeFileSync(file, repeated);
-    writeFileSync(empty, emptyFrame());
-    const cli = zstdCliSeconds(file, empty);
+    writeFileSync(empty, emptyZstdFrame());
+    const cli = zstdCliSeconds(file, empty, 9);
     if (cli !== undefined) {
       out.push({ name: `columnar decode vs \`zstd -d\`, ${label} (file MB/s)`, value: mb / colSeconds, unit: 'MB/s', baseline: { name: `zstd -d (process, start-up subtracted, frames x${copies})`, value: (mb * copies) / cli, unit: 'MB/s' } });
     }

@@ -3,13 +3,11 @@
 // a process on the file's concatenated zstd frames), always also zstd-napi decompressing the same frames in-process.
 // Must not: be imported by src/ (it reads the clock, spawns processes and writes a temporary file).
 import { performance } from 'node:perf_hooks';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import binding from 'zstd-napi/binding.js';
 import { TraceReader, encodeTrace, memorySource, type TraceEvent, type TraceHeader } from '../src/replay/format/index.js';
-import { CHUNK_HEADER_SIZE } from '../src/replay/format/framing.js';
+import { emptyZstdFrame, napiDecompressAll, traceFrames, zstdCliSeconds } from './zstd-baseline.js';
 import { importIris } from '../src/replay/import/index.js';
 
 export interface TraceBenchResult {
@@ -69,36 +67,10 @@ function time(f: () => void, minMs: number): number {
   return (now - start) / runs / 1000;
 }
 
-/** The zstd frames of a trace, back to back (a valid multi-frame .zst stream). */
-function frames(bytes: Uint8Array): Uint8Array {
-  const r = TraceReader.open(memorySource(bytes));
-  const parts = r.chunks.map((c) => bytes.subarray(c.offset + CHUNK_HEADER_SIZE, c.offset + CHUNK_HEADER_SIZE + c.compressedLength));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 function decodeAll(bytes: Uint8Array): number {
   let n = 0;
   for (const _ of TraceReader.open(memorySource(bytes)).events()) n++;
   return n;
-}
-
-/** Seconds `zstd -d` takes on `file`, net of process start-up (timed on an empty frame); undefined without zstd. */
-function zstdCliSeconds(file: string, empty: string): number | undefined {
-  const run = (f: string): number | undefined => {
-    const t0 = performance.now();
-    const r = spawnSync('zstd', ['-d', '-q', '-c', f], { stdio: ['ignore', 'ignore', 'ignore'] });
-    const t = (performance.now() - t0) / 1000;
-    return r.error || r.status !== 0 ? undefined : t;
-  };
-  if (run(empty) === undefined) return undefined;
-  const best = (f: string): number => Math.min(...Array.from({ length: 5 }, () => run(f)!));
-  return Math.max(best(file) - best(empty), 1e-6);
 }
 
 export function benchTrace(options: { exits?: number; irisDir?: string } = {}): TraceBenchResult[] {
@@ -118,23 +90,14 @@ export function benchTrace(options: { exits?: number; irisDir?: string } = {}): 
   const mb = bytes.length / 1e6;
   out.push({ name: 'trace decode, typical nested trace (all events as objects)', value: events.length / decodeSeconds, unit: 'events/s' });
 
-  const zst = frames(bytes);
-  const dctx = new binding.DCtx();
-  const scratch = new Uint8Array(16 << 20);
-  const napiSeconds = time(() => {
-    let at = 0;
-    while (at < zst.length) {
-      const size = binding.findFrameCompressedSize(zst.subarray(at));
-      dctx.decompress(scratch, zst.subarray(at, at + size));
-      at += size;
-    }
-  }, 1000);
+  const zst = traceFrames(bytes);
+  const napiSeconds = time(napiDecompressAll(zst), 1000);
   const dir = mkdtempSync(join(tmpdir(), 'turtles-bench-'));
   try {
     const file = join(dir, 'frames.zst');
     const empty = join(dir, 'empty.zst');
     writeFileSync(file, zst);
-    writeFileSync(empty, emptyFrame());
+    writeFileSync(empty, emptyZstdFrame());
     const cli = zstdCliSeconds(file, empty);
     const decodeRate = mb / decodeSeconds;
     if (cli !== undefined) {
@@ -162,11 +125,6 @@ export function benchTrace(options: { exits?: number; irisDir?: string } = {}): 
 }
 
 /** A zstd frame of zero bytes, to time `zstd -d` start-up alone. */
-function emptyFrame(): Uint8Array {
-  const c = new binding.CCtx();
-  const dst = new Uint8Array(binding.compressBound(0));
-  return dst.subarray(0, c.compress(dst, new Uint8Array(0), 3));
-}
 
 if (process.argv[1]?.endsWith('/bench/trace.js')) {
   const irisDir = join(import.meta.dirname, '../../test/fixtures/logs/iris');
