@@ -88,6 +88,10 @@ export interface CpuModelData {
   featureControl: string;
   /** Fields the model does not implement although their feature is offered (e.g. KVM's vmcs12 gaps, reference §9.3 N11). */
   unsupportedFields: string[];
-  /** Every implemented field exists regardless of offered features (KVM's vmcs12 behaviour, reference §9.3 N24). */
+  /**
+   * The model lists every implemented field regardless of offered features (KVM's vmcs12, reference §9.3 N24). A CPU
+   * with these capabilities still has only the fields of offered features (CpuModel.fieldSupported); the listed set is
+   * what a VMCS store such as vmcs12 holds (CpuModel.fieldListed) and what IA32_VMX_VMCS_ENUM counts.
+   */
   fieldsIgnoreFeatures: boolean;
 }

@@ -22,6 +22,8 @@ export class CpuModel {
   readonly featureControl: bigint;
   private readonly controls = new Map<ControlGroupName, AllowedSettings>();
   private readonly supportedFields = new Set<number>();
+  /** Fields the model lists, including those whose feature it does not offer (= supportedFields unless fieldsIgnoreFeatures). */
+  private readonly listedFields = new Set<number>();
 
   constructor(readonly data: CpuModelData) {
     this.id = data.id;
@@ -40,8 +42,11 @@ export class CpuModel {
     for (const f of VMCS_FIELDS) {
       const base = f.name.replace(/_HIGH$/, '');
       if (unsupported.has(base)) continue;
-      if (!data.fieldsIgnoreFeatures && !this.featureOffered(f)) continue;
+      if (data.fieldsIgnoreFeatures) this.listedFields.add(f.encoding);
+      // A processor has a field only if it supports the related feature (SDM App. B), whatever fieldsIgnoreFeatures says.
+      if (!this.featureOffered(f)) continue;
       this.supportedFields.add(f.encoding);
+      this.listedFields.add(f.encoding);
     }
   }
 
@@ -157,10 +162,19 @@ export class CpuModel {
     return this.supportedFields.has(encoding);
   }
 
-  /** Highest field index the model implements (for IA32_VMX_VMCS_ENUM consistency). */
+  /**
+   * The field is in the model's field list even if the feature that gives it meaning is not offered: a VMCS store
+   * that keeps every listed field (KVM's vmcs12, reference §9.3 N24) holds it. Equals fieldSupported unless the data
+   * sets fieldsIgnoreFeatures.
+   */
+  fieldListed(encoding: number): boolean {
+    return this.listedFields.has(encoding);
+  }
+
+  /** Highest index of a listed field (for IA32_VMX_VMCS_ENUM consistency; KVM sizes it over vmcs12, N24). */
   get highestFieldIndex(): number {
     let max = 0;
-    for (const f of VMCS_FIELDS) if (this.supportedFields.has(f.encoding)) max = Math.max(max, f.index);
+    for (const f of VMCS_FIELDS) if (this.listedFields.has(f.encoding)) max = Math.max(max, f.index);
     return max;
   }
 

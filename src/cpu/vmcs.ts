@@ -18,6 +18,24 @@ const DEF_BY_NAME = new Map<string, VmcsFieldDef>(VMCS_FIELDS.map((f) => [f.name
 
 export const VMCS_SLOT_COUNT = FULL_FIELDS.length;
 
+/**
+ * Hot-path tables: slot + 1 by full encoding (0 = not in the table; encodings are 15-bit, SDM B), and per slot the
+ * width class (0: 16-bit, 1: 32-bit, 2: 64-bit / natural). Same answers as SLOT_BY_ENCODING / the field definitions.
+ */
+const SLOT_PLUS_ONE = new Uint16Array(0x8000);
+const WIDTH_CLASS = new Uint8Array(VMCS_SLOT_COUNT);
+FULL_FIELDS.forEach((f, slot) => {
+  if (f.encoding < 0 || f.encoding >= 0x8000) throw new Error(`turtles bug: VMCS encoding 0x${f.encoding.toString(16)} outside 15 bits`);
+  SLOT_PLUS_ONE[f.encoding] = slot + 1;
+  WIDTH_CLASS[slot] = f.width === '16' ? 0 : f.width === '32' ? 1 : 2;
+});
+
+/** slotOf without the Map: the slot for the full field `encoding & ~1` names, or -1. */
+function fastSlot(encoding: number): number {
+  const full = encoding & ~1;
+  return full >= 0 && full < 0x8000 ? SLOT_PLUS_ONE[full]! - 1 : -1;
+}
+
 /** Field definition for an encoding in the table, or undefined. */
 export function fieldDef(encoding: number): VmcsFieldDef | undefined {
   return DEF_BY_ENCODING.get(encoding);
@@ -29,7 +47,7 @@ export function fieldByName(name: string): VmcsFieldDef | undefined {
 
 /** Storage slot of a full field, or of the field whose high half `encoding` names; -1 if not in the table. */
 export function slotOf(encoding: number): number {
-  return SLOT_BY_ENCODING.get(encoding & ~1) ?? -1;
+  return fastSlot(encoding);
 }
 
 /** The full (even) fields in slot order. */
@@ -68,10 +86,12 @@ export class Vmcs implements VmcsReader {
 
   /** Value of a field by encoding (high encodings give bits 63:32). Undefined for encodings not in the table. */
   read(encoding: number): bigint | undefined {
-    const slot = slotOf(encoding);
+    const slot = fastSlot(encoding);
     if (slot < 0) return undefined;
-    if (encoding & 1) return BigInt(this.words[2 * slot + 1]!);
-    return (BigInt(this.words[2 * slot + 1]!) << 32n) | BigInt(this.words[2 * slot]!);
+    const high = this.words[2 * slot + 1]!;
+    if (encoding & 1) return BigInt(high);
+    const low = this.words[2 * slot]!;
+    return high === 0 ? BigInt(low) : (BigInt(high) << 32n) | BigInt(low);
   }
 
   /** Value of a field known to be in the table (use with generated `Field` constants). */
@@ -83,14 +103,14 @@ export class Vmcs implements VmcsReader {
 
   /** Bits 31:0 of a field as an unsigned number (exact: controls, 16/32-bit fields, low halves). */
   lo(encoding: number): number {
-    const slot = slotOf(encoding);
+    const slot = fastSlot(encoding);
     if (slot < 0) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
     return this.words[2 * slot + (encoding & 1)]!;
   }
 
   /** Bits 63:32 of a field as an unsigned number. */
   hi(encoding: number): number {
-    const slot = slotOf(encoding);
+    const slot = fastSlot(encoding);
     if (slot < 0) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
     return encoding & 1 ? 0 : this.words[2 * slot + 1]!;
   }
@@ -102,28 +122,32 @@ export class Vmcs implements VmcsReader {
 
   /** Store with the architectural width rule: truncated to the field width; a high access replaces bits 63:32. */
   set(encoding: number, value: bigint): void {
-    const slot = slotOf(encoding);
-    const def = DEF_BY_ENCODING.get(encoding & ~1);
-    if (slot < 0 || !def) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
+    const slot = fastSlot(encoding);
+    if (slot < 0) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
     if (encoding & 1) {
-      this.words[2 * slot + 1] = Number(value & 0xffff_ffffn);
+      this.words[2 * slot + 1] = Number(BigInt.asUintN(32, value));
       return;
     }
-    const v = value & widthMask(def.width);
-    this.words[2 * slot] = Number(v & 0xffff_ffffn);
-    this.words[2 * slot + 1] = Number(v >> 32n);
+    const width = WIDTH_CLASS[slot]!;
+    if (width === 2) {
+      const v = BigInt.asUintN(64, value);
+      this.words[2 * slot] = Number(BigInt.asUintN(32, v));
+      this.words[2 * slot + 1] = Number(v >> 32n);
+      return;
+    }
+    this.words[2 * slot] = Number(BigInt.asUintN(width === 0 ? 16 : 32, value));
+    this.words[2 * slot + 1] = 0;
   }
 
   /** Store a 32-bit (or narrower) value given as a number; truncated to the field width. */
   set32(encoding: number, value: number): void {
-    const slot = slotOf(encoding);
-    const def = DEF_BY_ENCODING.get(encoding & ~1);
-    if (slot < 0 || !def) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
+    const slot = fastSlot(encoding);
+    if (slot < 0) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
     if (encoding & 1) {
       this.words[2 * slot + 1] = value >>> 0;
       return;
     }
-    this.words[2 * slot] = (def.width === '16' ? value & 0xffff : value) >>> 0;
+    this.words[2 * slot] = (WIDTH_CLASS[slot] === 0 ? value & 0xffff : value) >>> 0;
     this.words[2 * slot + 1] = 0;
   }
 

@@ -78,6 +78,22 @@ export interface Ept<In extends GuestPhysical, Out extends PhysicalAddress> {
   readonly tables: QwordMemory<Out>;
   readonly inSpace: AddressSpace<In>;
   readonly outSpace: AddressSpace<Out>;
+  /** Consulted before the walker sets any EPT accessed/dirty flag (page-modification logging, see pml.ts). */
+  readonly flagGate?: EptFlagGate;
+}
+
+/**
+ * Page-modification logging's hook into the walk (SDM 29.3.6). Called only when EPTP[6] = 1 and the successful walk
+ * must set at least one accessed/dirty flag; `dirtied` says the leaf's dirty flag goes 0 → 1. Returning false is a
+ * page-modification log-full event: the walker sets no flag, and the gate remembers the event so the caller turns
+ * the access into the VM exit instead of performing it.
+ */
+export interface EptFlagGate {
+  beforeFlagUpdate(gpa: bigint, dirtied: boolean): boolean;
+  /** A log-full event happened since the caller last took it (guest paging-structure writes must then be dropped). */
+  readonly fullEventPending: boolean;
+  /** Clear the pending event; true if there was one (the access becomes a PML-full VM exit). */
+  takeFullEvent(): boolean;
 }
 
 /** 'rmw' is a read-modify-write of data (locked instructions, A/D-style updates by software). */

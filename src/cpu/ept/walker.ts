@@ -69,7 +69,13 @@ export function walkEpt<In extends GuestPhysical, Out extends PhysicalAddress>(
   const out = ept.outSpace.of(eptEntryFrame(leafEntry, leafLevel, true) | ((gpa as bigint) & (size - 1n)));
   const writes = isWriteLike(access, eptp.accessedDirty);
   let dirty = false;
-  if (eptp.accessedDirty) dirty = setAccessedDirty(ept, path, writes);
+  if (eptp.accessedDirty) {
+    const gate = ept.flagGate;
+    const leafDirty = (leafEntry & EptBit.D) !== 0n;
+    // PML (SDM 29.3.6): a log-full event leaves every flag as it was; the gate tells the caller to exit instead.
+    if (gate && flagsNeedUpdate(path, writes) && !gate.beforeFlagUpdate(gpa as bigint, writes && !leafDirty)) dirty = leafDirty;
+    else dirty = setAccessedDirty(ept, path, writes);
+  }
   return {
     ok: true,
     gpa,
@@ -121,6 +127,12 @@ function violation<In extends GuestPhysical, Out extends PhysicalAddress>(
     fields,
     path,
   };
+}
+
+/** Whether setAccessedDirty would write anything: an entry without A, or (for writes) a leaf without D. */
+function flagsNeedUpdate(path: readonly EptWalkStep<PhysicalAddress>[], write: boolean): boolean {
+  for (const step of path) if ((step.entry & EptBit.A) === 0n) return true;
+  return write && (path[path.length - 1]!.entry & EptBit.D) === 0n;
 }
 
 /**

@@ -169,18 +169,18 @@ function deliverLong(ctx: ExecContext, req: DeliveryRequest): DeliveryOutcome {
     if (typeof v !== 'bigint') return outcome(v);
     rsp = v;
   }
-  if (!canonical(rsp)) return { kind: 'fault', fault: exc(12, ext) };
+  if (!canonical(rsp, ctx.la57)) return { kind: 'fault', fault: exc(12, ext) };
   rsp &= ~0xfn;
   const frame = [BigInt(s.segSel[Seg.SS]!), s.gpr[4]!, BigInt(ctx.flags), BigInt(s.segSel[Seg.CS]!), req.returnRip];
   if (req.errorCode !== undefined) frame.push(BigInt(req.errorCode >>> 0));
   let sp = rsp;
   for (const v of frame) {
     sp = BigInt.asUintN(64, sp - 8n);
-    if (!canonical(sp)) return { kind: 'fault', fault: exc(12, ext) };
+    if (!canonical(sp, ctx.la57)) return { kind: 'fault', fault: exc(12, ext) };
     const f = ctx.writeLinear(sp, 8, v, true);
     if (f) return outcome(f);
   }
-  if (!canonical(gate.offset)) return { kind: 'fault', fault: exc(13, 0) };
+  if (!canonical(gate.offset, ctx.la57)) return { kind: 'fault', fault: exc(13, 0) };
   setSegment(s, Seg.CS, (gate.selector & 0xfffc) | newCpl, cs);
   if (privilegeChange) setNullSegment(s, Seg.SS, newCpl);
   s.gpr[4] = sp;

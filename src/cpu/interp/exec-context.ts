@@ -2,7 +2,7 @@
 // memory access (limit/usability/canonical checks, then the linear GuestMemoryAccess), and the stack.
 // Faults are returned as values (`Fault`), never thrown. Must not: decide VM exits (nonroot/) or deliver
 // events (events.ts). SDM Vol. 1 3.4.1.1 (32-bit writes zero-extend), Vol. 3A 5.3 (limit checks), 3.4.4.
-import { Ar, Reg, Rflags, Seg, type CpuState } from '../state.js';
+import { Ar, Cr4, Reg, Rflags, Seg, type CpuState } from '../state.js';
 import type { NonRootExit } from '../nonroot/types.js';
 import { op, type DecodedInstr, type MemRef, type OpSize } from './decoded.js';
 import { effectiveAddress } from './ea.js';
@@ -20,6 +20,8 @@ export interface ExcFault {
 export interface ExitFault {
   readonly t: 'exit';
   readonly exit: NonRootExit;
+  /** An EPT violation that "EPT-violation #VE" may turn into a #VE (see ept/ve.ts). */
+  readonly veConvertible?: boolean;
 }
 export type Fault = ExcFault | ExitFault;
 
@@ -34,7 +36,7 @@ export function isFault(v: unknown): v is Fault {
 }
 
 export function fromGuestFault(f: GuestFault): Fault {
-  if (f.kind === 'exit') return { t: 'exit', exit: f.exit };
+  if (f.kind === 'exit') return f.veConvertible ? { t: 'exit', exit: f.exit, veConvertible: true } : { t: 'exit', exit: f.exit };
   return { t: 'fault', vector: f.vector, ...(f.errorCode !== undefined ? { errorCode: f.errorCode } : {}), ...(f.address !== undefined ? { cr2: f.address } : {}) };
 }
 
@@ -139,7 +141,7 @@ export class ExecContext {
     if (s.longMode64) {
       const base = seg === Seg.FS || seg === Seg.GS ? s.segBase[seg]! : 0n;
       const lin = BigInt.asUintN(64, base + offset);
-      if (!canonical(lin) || !canonical(BigInt.asUintN(64, lin + BigInt(size - 1)))) return stackFault;
+      if (!canonical(lin, this.la57) || !canonical(BigInt.asUintN(64, lin + BigInt(size - 1)), this.la57)) return stackFault;
       return lin;
     }
     const ar = s.segAr[seg]!;
@@ -291,12 +293,25 @@ export class ExecContext {
     this.state.rflags = on ? this.state.rflags | bit : this.state.rflags & ~bit;
   }
 
+  /** 57-bit linear addresses (CR4.LA57; meaningful in IA-32e mode, the only mode that can set it). */
+  get la57(): boolean {
+    return (this.state.cr4 & Cr4.LA57) !== 0n;
+  }
+
   get iopl(): number {
     return Number((this.state.rflags & Rflags.IOPL) >> 12n);
   }
 }
 
-export function canonical(v: bigint): boolean {
+/**
+ * `v` (64-bit) is canonical: bits 63:47 all equal (4-level paging), or bits 63:56 with `la57` (CR4.LA57, 5-level
+ * paging; SDM Vol. 3A 3.3.7.1, 4.5).
+ */
+export function canonical(v: bigint, la57 = false): boolean {
+  if (la57) {
+    const top = v >> 56n;
+    return top === 0n || top === 0xffn;
+  }
   const top = v >> 47n;
   return top === 0n || top === 0x1_ffffn;
 }

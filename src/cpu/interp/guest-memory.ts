@@ -7,6 +7,7 @@ import { ExitReason } from '../generated/exit-reasons.js';
 import { guestLinear, type AddressSpace, type GuestLinear, type GuestPhysical, type PhysicalAddress } from '../address.js';
 import type { PhysicalMemory } from '../memory.js';
 import type { Ept, EptFault } from '../ept/types.js';
+import { eptViolationConvertible } from '../ept/ve.js';
 import { walkEpt } from '../ept/walker.js';
 import { directPagingAccess, translateLinearUnderEpt } from '../paging/under-ept.js';
 import { translateLinear } from '../paging/walker.js';
@@ -24,6 +25,16 @@ export interface GuestMemoryOptions {
   readonly pdptes?: () => readonly bigint[] | undefined;
   /** PKRU for protection keys (0 when absent). */
   readonly pkru?: () => number;
+  /**
+   * APIC-access page virtualization in force (src/cpu/apic VirtualApic), consulted after each linear access is
+   * translated: the physical address to use instead, or the APIC-access exit the access causes (SDM 29.4).
+   */
+  readonly apicPage?: () => ApicPageRedirect | null | undefined;
+}
+
+/** Where a translated linear access really goes under "virtualize APIC accesses". */
+export interface ApicPageRedirect {
+  redirect(phys: bigint, size: number, type: 'read' | 'write' | 'fetch'): bigint | NonRootExit;
 }
 
 function linearAccessOf(kind: AccessKind): LinearAccess {
@@ -45,7 +56,13 @@ export function eptFaultExit<P extends PhysicalAddress>(f: EptFault<P>): NonRoot
 
 function pagingFault<P extends PhysicalAddress>(f: PagingFault<P>): GuestFault {
   if (f.kind === 'page-fault') return { kind: 'exception', vector: 14, errorCode: f.errorCode, address: f.linear as bigint };
-  return { kind: 'exit', exit: eptFaultExit(f) };
+  return eptGuestFault(f);
+}
+
+/** An EPT fault as a GuestFault: the VM exit, marked when the violation is convertible to a #VE. */
+export function eptGuestFault<P extends PhysicalAddress>(f: EptFault<P>): GuestFault {
+  const exit = eptFaultExit(f);
+  return f.kind === 'violation' && eptViolationConvertible(f) ? { kind: 'exit', exit, veConvertible: true } : { kind: 'exit', exit };
 }
 
 /** The shared page-splitting logic; `translate` maps one linear address to a physical one in the data space. */
@@ -73,6 +90,14 @@ abstract class PagedAccess<H extends PhysicalAddress> implements GuestMemoryAcce
     return this.state.ia32e ? BigInt.asUintN(64, a) : a & 0xffff_ffffn;
   }
 
+  /** The physical address an access really uses under APIC-access virtualization, or the exit it causes. */
+  private apicRedirect(phys: H, size: number, kind: LinearAccess['kind']): H | NonRootExit {
+    const apic = this.options.apicPage?.();
+    if (!apic) return phys;
+    const r = apic.redirect(phys as bigint, size, kind === 'rmw' ? 'write' : kind);
+    return typeof r === 'bigint' ? (r as H) : r;
+  }
+
   /** Physical pieces (address, length) covering [linear, linear + size), or the first fault. */
   private pieces(linear: bigint, size: number, access: LinearAccess): { ok: true; parts: [H, number][] } | { ok: false; fault: GuestFault } {
     const parts: [H, number][] = [];
@@ -82,7 +107,9 @@ abstract class PagedAccess<H extends PhysicalAddress> implements GuestMemoryAcce
       const n = Math.min(Number(PAGE - (cur & (PAGE - 1n))), size - done);
       const t = this.translate(guestLinear(cur), access);
       if (!t.ok) return t;
-      parts.push([t.phys, n]);
+      const phys = this.apicRedirect(t.phys, n, access.kind);
+      if (typeof phys !== 'bigint') return { ok: false, fault: { kind: 'exit', exit: phys } };
+      parts.push([phys, n]);
       done += n;
       cur = this.wrap(cur + BigInt(n));
     }
@@ -143,11 +170,15 @@ abstract class PagedAccess<H extends PhysicalAddress> implements GuestMemoryAcce
     const access = linearAccessOf(kind);
     const first = this.translate(guestLinear(linear), access);
     if (!first.ok) return first;
+    const apicExit = this.apicRedirect(first.phys, 1, access.kind);
+    if (typeof apicExit !== 'bigint') return { ok: false, fault: { kind: 'exit', exit: apicExit } };
     const inPage = Number(PAGE - (linear & (PAGE - 1n)));
     if (inPage >= maxBytes) return { ok: true, bytes: this.memory.read(first.phys, maxBytes), phys: first.phys as bigint };
     const head = this.memory.read(first.phys, inPage);
     const next = this.translate(guestLinear(this.wrap(linear + BigInt(inPage))), access);
     if (!next.ok) return { ok: true, bytes: head, phys: first.phys as bigint, fault: next.fault };
+    const nextApic = this.apicRedirect(next.phys, 1, access.kind);
+    if (typeof nextApic !== 'bigint') return { ok: true, bytes: head, phys: first.phys as bigint, fault: { kind: 'exit', exit: nextApic } };
     const out = new Uint8Array(maxBytes);
     out.set(head, 0);
     out.set(this.memory.read(next.phys, maxBytes - inPage), inPage);

@@ -15,7 +15,7 @@ function nearJump(x: ExecContext, target: bigint, opSize: number): Fault | undef
   const s = x.state;
   if (s.longMode64) {
     if (opSize !== 8) target &= maskOf(opSize);
-    if (!canonical(target)) return GP0;
+    if (!canonical(target, x.la57)) return GP0;
   } else {
     target &= opSize === 2 ? 0xffffn : 0xffff_ffffn;
     if (target > BigInt(s.segLimit[Seg.CS]!)) return GP0;
@@ -119,7 +119,7 @@ function farTransfer(x: ExecContext, i: DecodedInstr, isCall: boolean): Outcome 
   const cs = checkCodeSegment(x, selector, 'jmp-call');
   if (!('ar' in cs)) return cs;
   const long = (cs.ar & Ar.L) !== 0 && s.ia32e;
-  if (long ? !canonical(offset) : offset > BigInt(cs.limit)) return GP0;
+  if (long ? !canonical(offset, x.la57) : offset > BigInt(cs.limit)) return GP0;
   if (isCall) {
     let sp = x.rsp;
     for (const v of [BigInt(s.segSel[Seg.CS]!), x.nextRip]) {
@@ -157,7 +157,7 @@ function retf(x: ExecContext, i: DecodedInstr): Outcome {
   const cpl = x.cpl;
   const rpl = selector & 3;
   const long = (cs.ar & Ar.L) !== 0 && s.ia32e;
-  if (long ? !canonical(off) : off > BigInt(cs.limit)) return GP0;
+  if (long ? !canonical(off, x.la57) : off > BigInt(cs.limit)) return GP0;
   if (rpl === cpl) {
     const f = loadCs(x, selector, cs, cpl);
     if (f) return f;

@@ -71,7 +71,7 @@ function iret(x: ExecContext, i: DecodedInstr): Outcome {
     newRsp = sp;
     ssSel = Number(ssv & 0xffffn);
   }
-  if (toLong ? !canonical(eip) : eip > BigInt(cs.limit)) return GP0;
+  if (toLong ? !canonical(eip, x.la57) : eip > BigInt(cs.limit)) return GP0;
   // Validate the new SS before committing anything.
   let ssDesc: Descriptor | undefined;
   if (popsStack) {

@@ -7,7 +7,7 @@ import { Cr0, Cr4, Efer, Msr, Reg } from '../state.js';
 import { lmswResult, maskedWrite, shadowedRead } from '../nonroot/rules-cr-dr.js';
 import { tprBelowThreshold, tprBelowThresholdExit } from '../nonroot/rules-events.js';
 import type { DecodedInstr } from './decoded.js';
-import { GP0, UD, exc, type ExecContext } from './exec-context.js';
+import { GP0, UD, canonical, exc, type ExecContext } from './exec-context.js';
 import { UNSUPPORTED, type Handler, type Outcome } from './handler.js';
 
 /** CR4 bits this model supports (others are reserved: #GP). Matches the CPUID table in platform.ts. */
@@ -51,6 +51,12 @@ function cpuid(x: ExecContext): Outcome {
 function rdmsr(x: ExecContext): Outcome {
   if (x.cpl > 0) return GP0;
   const idx = Number(x.getReg(Reg.RCX, 4));
+  // "Virtualize x2APIC mode": x2APIC MSRs read from the virtual-APIC page (SDM 29.5).
+  const virtualized = x.nr?.apic?.rdmsr(idx);
+  if (virtualized !== undefined) {
+    setEdxEax(x, virtualized);
+    return undefined;
+  }
   if (!x.platform.msrExists(idx)) return GP0;
   setEdxEax(x, idx === Msr.IA32_TSC ? guestTsc(x) : x.state.msr(idx));
   return undefined;
@@ -60,6 +66,13 @@ function wrmsr(x: ExecContext): Outcome {
   if (x.cpl > 0) return GP0;
   const idx = Number(x.getReg(Reg.RCX, 4));
   const v = edxEax(x);
+  // "Virtualize x2APIC mode": TPR, EOI and SELF IPI writes go to the virtual-APIC page (SDM 29.5); trap-like exits.
+  const virtualized = x.nr?.apic?.wrmsr(idx, v);
+  if (virtualized !== undefined) {
+    if (virtualized.kind === 'gp') return GP0;
+    x.trapExit = virtualized.trap;
+    return undefined;
+  }
   if (!x.platform.msrWritable(idx, v)) return GP0;
   const s = x.state;
   if (idx === Msr.IA32_EFER) {
@@ -84,6 +97,9 @@ function readVtpr(x: ExecContext): number {
 }
 
 /** MOV to CR0 value checks (SDM MOV CR): reserved bits, PG without PE, NW without CD, IA-32e transitions. */
+/** CR0 bits MOV to CR0 leaves unchanged: reserved 28:19, 17, 15:6. */
+const CR0_MOV_IGNORED = 0x1ff8_0000n | (1n << 17n) | 0xffc0n;
+
 function checkCr0(x: ExecContext, v: bigint): boolean {
   const s = x.state;
   if (v >> 32n) return false;
@@ -139,7 +155,8 @@ function movCr(x: ExecContext, i: DecodedInstr): Outcome {
       if (!checkCr0(x, nv) || !vmxFixedOk(x, 0, nv)) return GP0;
       const pgOn = (nv & Cr0.PG) !== 0n && !(s.cr0 & Cr0.PG);
       const pgOff = !(nv & Cr0.PG) && (s.cr0 & Cr0.PG) !== 0n;
-      s.cr0 = nv | Cr0.ET;
+      // Bits 28:19, 17, 15:6 and ET are unchanged by MOV to CR0 (always 0 / always 1; SDM 26.3.1.1 and 27.5.1 footnotes).
+      s.cr0 = (nv & ~CR0_MOV_IGNORED) | (s.cr0 & CR0_MOV_IGNORED) | Cr0.ET;
       if (pgOn && s.efer & Efer.LME) s.efer |= Efer.LMA;
       if (pgOff) s.efer &= ~Efer.LMA;
       return undefined;
@@ -163,7 +180,8 @@ function movCr(x: ExecContext, i: DecodedInstr): Outcome {
         const addr = nr.controls.virtualApicPage + 0x80n;
         nr.writePhysByte?.(addr, Number(v << 4n));
         for (let k = 1n; k < 4n; k++) nr.writePhysByte?.(addr + k, 0);
-        if (tprBelowThreshold(nr.controls, Number(v << 4n))) x.trapExit = tprBelowThresholdExit();
+        if (nr.apic) x.trapExit = nr.apic.tprVirtualization();
+        else if (tprBelowThreshold(nr.controls, Number(v << 4n))) x.trapExit = tprBelowThresholdExit();
         return undefined;
       }
       s.cr8 = v;
@@ -239,10 +257,7 @@ function invpcid(x: ExecContext, i: DecodedInstr): Outcome {
   const hi = x.readMem(i.mem.seg, ea + 8n, 8);
   if (typeof hi !== 'bigint') return hi;
   if (lo >> 12n) return GP0;
-  if (type === 0n) {
-    const top = hi >> 47n;
-    if (!(top === 0n || top === 0x1ffffn)) return GP0;
-  }
+  if (type === 0n && !canonical(hi, x.la57)) return GP0;
   if ((type === 0n || type === 1n) && (lo & 0xfffn) !== 0n && !(x.state.cr4 & Cr4.PCIDE)) return GP0;
   return undefined;
 }

@@ -19,7 +19,7 @@ function lgdtLidt(x: ExecContext, i: DecodedInstr): Outcome {
   let base = x.readMem(m.seg, ea + 2n, baseSize);
   if (typeof base !== 'bigint') return base;
   if (s.longMode64) {
-    if (!canonical(base)) return GP0;
+    if (!canonical(base, x.la57)) return GP0;
   } else if (i.opSize === 2) base &= 0xff_ffffn;
   if (i.name === 'lgdt') {
     s.gdtrBase = base;

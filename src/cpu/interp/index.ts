@@ -12,5 +12,7 @@ export { Interpreter, type InterpreterOptions, type RaisedEvent } from './interp
 export { INSTRUCTION_TABLE, undefinedFlagsOf, type InstrRow, type Group, type UndefinedFlags } from './table.js';
 export { KNOWN_GAPS, isKnownGap, claimedMnemonics, exitOnlyMnemonics, type GapEntry } from './coverage.js';
 export { DirectGuestMemory, EptGuestMemory, eptFaultExit, type GuestMemoryOptions } from './guest-memory.js';
-export { buildL2Environment, handlerAddress, L2Layout, L2Selectors, type L2Mode, type L2EnvOptions } from './l2-env.js';
+export {
+  buildL2Environment, handlerAddress, isLongMode, L2_MODES, L2Layout, L2Selectors, modeBitness, needsUnrestrictedGuest, type L2Mode, type L2EnvOptions,
+} from './l2-env.js';
 export { guestTsc, CR4_SUPPORTED, XCR0_SUPPORTED } from './handlers-system.js';

@@ -13,6 +13,8 @@ import {
 import { ioAccessOf, isIoInstruction } from '../nonroot/rules-io-msr.js';
 import { IntrType, interruptionInfo, type NonRootExit } from '../nonroot/types.js';
 import { Secondary } from '../generated/controls.js';
+import { convertToVe, VE_VECTOR } from '../ept/ve.js';
+import { PendingSignals } from '../machine/signals.js';
 import { isKnownGap } from './coverage.js';
 import { DecodeCache } from './decode.js';
 import type { DecodedInstr } from './decoded.js';
@@ -71,6 +73,8 @@ function vectoringInfo(e: RaisedEvent): Partial<NonRootExit> {
 
 export class Interpreter {
   readonly aux = new AuxState();
+  /** INIT, SIPI and SMI waiting for the next boundary (decided in non-root operation only, machine/signals.ts). */
+  readonly signals = new PendingSignals();
   readonly cache: DecodeCache;
   readonly mem: GuestMemoryAccess;
   readonly platform: Platform;
@@ -182,6 +186,13 @@ export class Interpreter {
     const s = x.state;
     const a = this.aux;
     const nr = this.nr;
+    // SMI and INIT (and SIPI) outrank MTF, debug traps, the timer, NMIs and interrupts (SDM 6.9, 25.5.2).
+    if (nr && !this.signals.idle) {
+      const smisBefore = this.signals.smisHandled;
+      const sig = this.signals.atBoundary(s.activity);
+      if (this.signals.smisHandled !== smisBefore && this.signals.smmLosesPendingMtf) a.mtfPending = false;
+      if (sig) return this.exit(sig);
+    }
     if (nr && a.mtfPending) {
       a.mtfPending = false;
       return this.exit(mtfExit());
@@ -195,7 +206,8 @@ export class Interpreter {
       if (preemptionTimerActive(nr.controls) && a.preemptionTimer === 0n) return this.exit(preemptionTimerExit());
       if (nmiWindowExits(nr.controls, s) && s.activity !== 3) return this.exit(windowExit(true));
     }
-    if (a.pendingNmi && nmisUnblocked(s)) {
+    // Wait-for-SIPI blocks NMIs (SDM 26.6.2).
+    if (a.pendingNmi && nmisUnblocked(s) && !(nr && s.activity === 3)) {
       if (nr && nmiExits(nr.controls)) {
         a.pendingNmi = false;
         return this.exit(nmiExit());
@@ -205,10 +217,25 @@ export class Interpreter {
       return this.raise(x, { vector: 2, type: IntrType.NMI, returnRip: s.rip });
     }
     if (nr && interruptWindowExits(nr.controls, s) && s.activity !== 3) return this.exit(windowExit(false));
+    const apic = nr?.apic;
+    if (apic && apic.pendingVirtualInterrupt && interruptsUnblocked(s) && (s.activity === 0 || s.activity === 1)) {
+      // Virtual-interrupt delivery (SDM 29.2.2): the priority of interrupt-window exits, above external interrupts;
+      // it wakes the processor from HLT.
+      const vector = apic.beginVirtualInterruptDelivery();
+      s.activity = 0;
+      return this.raise(x, { vector, type: IntrType.EXTERNAL_INTERRUPT, returnRip: s.rip });
+    }
     const v = a.highestInterrupt();
-    if (v !== undefined && interruptsUnblocked(s) && s.activity !== 3) {
+    // Shutdown and wait-for-SIPI block external interrupts, even with external-interrupt exiting (SDM 26.6.2).
+    if (v !== undefined && interruptsUnblocked(s) && s.activity !== 3 && !(nr && s.activity === 2)) {
       if (nr && externalInterruptExits(nr.controls)) {
         const e = externalInterruptExit(nr.controls, v);
+        if (e.acknowledged && apic?.isPostedNotification(v)) {
+          // Posted-interrupt processing instead of the VM exit (SDM 29.6), then this boundary is evaluated again.
+          a.pendingInterrupts.delete(v);
+          apic.processPostedInterrupts();
+          return this.boundary(x);
+        }
         if (e.acknowledged) a.pendingInterrupts.delete(v);
         return this.exit(e.exit);
       }
@@ -232,6 +259,8 @@ export class Interpreter {
   }
 
   private exit(exit: NonRootExit): StepResult {
+    // A VM exit ends the operation: a virtualized APIC write it made gets no APIC-write emulation (SDM 29.4.3.2).
+    this.nr?.apic?.discardPendingWrite();
     this.aux.mtfPending = false;
     return { kind: 'vmexit', exit };
   }
@@ -245,7 +274,7 @@ export class Interpreter {
     let avail = 15;
     let linear: bigint;
     if (s.longMode64) {
-      if (!canonical(rip)) return exc(13, 0);
+      if (!canonical(rip, x.la57)) return exc(13, 0);
       linear = rip;
     } else {
       const limit = BigInt(s.segLimit[Seg.CS]!);
@@ -355,6 +384,8 @@ export class Interpreter {
     if (tfBefore && !(x.newShadow & Interruptibility.MOV_SS)) a.pendingDebugTrap |= 1 << 14;
     if (this.nr && mtfEnabled(this.nr.controls)) a.mtfPending = true;
     if (x.trapExit) return this.exit(x.trapExit);
+    const apicTrap = this.nr?.apic?.completeOperation();
+    if (apicTrap) return this.exit(apicTrap);
     return { kind: 'retired' };
   }
 
@@ -363,7 +394,14 @@ export class Interpreter {
   /** A fault raised by the current instruction (RIP at the instruction) or a VM exit reported as a fault. */
   private fault(x: ExecContext, f: Fault): StepResult {
     if (f.t === 'exit') {
-      const e = x.iretUnblockedNmi && f.exit.reason === 48 ? { ...f.exit, qualification: f.exit.qualification | (1n << 12n) } : f.exit;
+      // A convertible EPT violation outside event delivery may become a #VE instead of the exit (SDM 25.5.6.1); fault()
+      // never runs during event delivery (raise() handles those faults), so only CR0.PE and the area remain to check.
+      const nr = this.nr;
+      if (f.veConvertible && nr?.veArea && nr.controls.secondary & Secondary.EPT_VIOLATION_VE && convertToVe(f.exit, x.state.cr0, nr.veArea)) {
+        return this.raise(x, { vector: VE_VECTOR, type: IntrType.HARDWARE_EXCEPTION, returnRip: x.state.rip });
+      }
+      // Bit 12 "NMI unblocking due to IRET" is defined for EPT violations (48) and PML-full exits (62), SDM 27.2.1.
+      const e = x.iretUnblockedNmi && (f.exit.reason === 48 || f.exit.reason === 62) ? { ...f.exit, qualification: f.exit.qualification | (1n << 12n) } : f.exit;
       return this.exit(e);
     }
     return this.raise(x, {
@@ -400,7 +438,10 @@ export class Interpreter {
     }
     if (ev.vector === 14 && ev.type === IntrType.HARDWARE_EXCEPTION && ev.cr2 !== undefined) s.cr2 = ev.cr2;
     if (ev.vector === 1 && ev.type === IntrType.HARDWARE_EXCEPTION && ev.dr6 !== undefined) s.dr[6] = (s.dr[6]! & ~0xe00fn) | BigInt(ev.dr6 & 0xe00f);
+    // Accesses to the APIC-access page during delivery report access type 3 (SDM table 27-6).
+    if (nr?.apic) nr.apic.eventDelivery = true;
     const out = deliver(x, { vector: ev.vector, type: ev.type, returnRip: ev.returnRip, ...(ev.errorCode !== undefined ? { errorCode: ev.errorCode } : {}) });
+    if (nr?.apic) nr.apic.eventDelivery = false;
     switch (out.kind) {
       case 'delivered': {
         s.interruptibility &= ~(Interruptibility.STI | Interruptibility.MOV_SS);
@@ -408,6 +449,10 @@ export class Interpreter {
         s.activity = 0;
         const record: EventRecord = { vector: ev.vector, type: ev.type, ...(ev.errorCode !== undefined ? { errorCode: ev.errorCode } : {}) };
         if (nr && mtfEnabled(nr.controls) && ev.type !== IntrType.EXTERNAL_INTERRUPT && ev.type !== IntrType.NMI) this.aux.mtfPending = true;
+        // A virtualized APIC write by the faulting operation (or by this delivery) is emulated once the event is
+        // delivered, before its handler runs (SDM 29.4.3.2); an APIC-write exit then reports the handler's RIP.
+        const apicTrap = nr?.apic?.completeOperation();
+        if (apicTrap) return this.exit(apicTrap);
         return { kind: 'delivered', event: record };
       }
       case 'exit':

@@ -1,13 +1,37 @@
-// A ready-to-run guest environment for L2 programs in real, 32-bit protected or 64-bit mode: GDT (flat ring-0/3
-// code and data, TSS), IDT with one `hlt` stub per vector, TSS with stacks and an all-clear I/O bit map,
-// identity paging (64-bit mode), a stack and the code placed at a fixed address. Tests, the fuzzer's L2
-// programs and the benchmark share it. Must not: make VMX decisions. SDM Vol. 3A 3.4.5, 6.10–6.14, 7.2.1, 9.8.
+// A ready-to-run guest environment for L2 programs in real, 32-bit protected (unpaged, 32-bit paging or PAE paging)
+// or 64-bit mode (4- or 5-level paging): GDT (flat ring-0/3 code and data, TSS), IDT with one `hlt` stub per vector,
+// TSS with stacks and an all-clear I/O bit map, identity paging, a stack and the code placed at a fixed address.
+// Tests, the fuzzer's L2 programs and the benchmark share it. Must not: make VMX decisions.
+// SDM Vol. 3A 3.4.5, 4.3–4.5, 6.10–6.14, 7.2.1, 9.8.
 import { guestLinear, type AddressSpace, type PhysicalAddress } from '../address.js';
 import type { PhysicalMemory } from '../memory.js';
-import { GuestPageTableBuilder } from '../paging/builder.js';
+import { GuestPageTableBuilder, type GuestPagingMode } from '../paging/builder.js';
 import { Ar, Cr0, Cr4, Efer, Seg, type CpuState } from '../state.js';
 
-export type L2Mode = 'real' | 'protected32' | 'long64';
+/**
+ * 'protected32' runs without paging; 'paged32' uses 32-bit paging (CR4.PSE: 4-KiB pages below 4 MiB, 4-MiB pages
+ * above), 'pae32' PAE paging (4-KiB pages below 2 MiB, 2-MiB pages above), 'long64' 4-level and 'long64-la57'
+ * 5-level paging (2-MiB pages). Every paged mode identity-maps [0, L2Layout.MAPPED) with user, writable pages and
+ * leaves everything above not present (a #PF on first touch).
+ */
+export type L2Mode = 'real' | 'protected32' | 'paged32' | 'pae32' | 'long64' | 'long64-la57';
+
+export const L2_MODES: readonly L2Mode[] = ['real', 'protected32', 'paged32', 'pae32', 'long64', 'long64-la57'];
+
+/** IA-32e mode (64-bit code). */
+export function isLongMode(mode: L2Mode): boolean {
+  return mode === 'long64' || mode === 'long64-la57';
+}
+
+/** Modes VMX can only run with "unrestricted guest" (CR0.PE = 0 or CR0.PG = 0; SDM 26.3.1.1). */
+export function needsUnrestrictedGuest(mode: L2Mode): boolean {
+  return mode === 'real' || mode === 'protected32';
+}
+
+/** Default operand size of the code segment the environment starts in. */
+export function modeBitness(mode: L2Mode): 16 | 32 | 64 {
+  return mode === 'real' ? 16 : isLongMode(mode) ? 64 : 32;
+}
 
 /** Fixed physical (= linear) layout of the environment. */
 export const L2Layout = {
@@ -24,7 +48,7 @@ export const L2Layout = {
   DATA: 0x9_0000n,
   CODE: 0x1_0000n,
   PAGE_TABLES: 0x20_0000n,
-  /** Identity-mapped span in 64-bit mode. */
+  /** Identity-mapped span in the paged modes (everything above is not present). */
   MAPPED: 0x4000_0000n,
 } as const;
 
@@ -47,7 +71,7 @@ export interface L2EnvOptions<P extends PhysicalAddress> {
   readonly space: AddressSpace<P>;
   /** Program bytes, placed at L2Layout.CODE. */
   readonly code: Uint8Array;
-  /** Start at CPL 3 (protected32 / long64 only). */
+  /** Start at CPL 3 (every mode but real). */
   readonly user?: boolean;
 }
 
@@ -87,7 +111,7 @@ export function buildL2Environment<P extends PhysicalAddress>(state: CpuState, o
   // TSS: ESP0/SS0 (32-bit) or RSP0 (64-bit), I/O map base, all-clear bit map with terminator.
   const tss = new Uint8Array(0x68 + 0x2000 + 1);
   const dv = new DataView(tss.buffer);
-  if (o.mode === 'long64') {
+  if (isLongMode(o.mode)) {
     dv.setBigUint64(4, L2Layout.RING0_STACK_TOP, true);
     dv.setBigUint64(0x24, L2Layout.RING0_STACK_TOP - 0x1000n, true); // IST1
   } else {
@@ -104,7 +128,7 @@ export function buildL2Environment<P extends PhysicalAddress>(state: CpuState, o
       const seg = 0;
       const e = new Uint8Array([h & 0xff, (h >> 8) & 0xff, seg & 0xff, seg >> 8]);
       write(o, BigInt(v * 4), e);
-    } else if (o.mode === 'protected32') {
+    } else if (!isLongMode(o.mode)) {
       // 32-bit interrupt gate, DPL 3 so INT n works from CPL 3.
       const lo = ((h & 0xffff) | (L2Selectors.CODE32 << 16)) >>> 0;
       const hi = ((h & 0xffff_0000) | 0xee00) >>> 0;
@@ -150,21 +174,26 @@ function setupState<P extends PhysicalAddress>(s: CpuState, o: L2EnvOptions<P>):
   const user = o.user === true;
   const dataAr = user ? 0xc0f3 : 0xc093;
   const dataSel = user ? L2Selectors.USER_DATA : L2Selectors.DATA;
-  if (o.mode === 'protected32') {
+  if (!isLongMode(o.mode)) {
     s.cr0 = Cr0.PE | Cr0.ET | Cr0.NE;
     s.cr4 = 0n;
     s.efer = 0n;
+    if (o.mode === 'paged32') {
+      s.cr0 |= Cr0.PG | Cr0.WP;
+      s.cr3 = identityMap(o, '32bit', 0x40_0000n, '4M');
+      s.cr4 = Cr4.PSE;
+    } else if (o.mode === 'pae32') {
+      s.cr0 |= Cr0.PG | Cr0.WP;
+      s.cr3 = identityMap(o, 'pae', 0x20_0000n, '2M');
+      s.cr4 = Cr4.PAE;
+    }
     s.idtrLimit = 256 * 8 - 1;
     setSeg(s, Seg.CS, user ? L2Selectors.USER_CODE32 : L2Selectors.CODE32, 0n, 0xffff_ffff, user ? 0xc0fb : 0xc09b);
   } else {
-    const builder = new GuestPageTableBuilder({ mode: '4level', memory: o.memory, space: o.space, tableArea: { base: L2Layout.PAGE_TABLES, pages: 16 } });
-    for (let a = 0n; a < L2Layout.MAPPED; a += 0x20_0000n) {
-      const r = builder.map(guestLinear(a), o.space.of(a), { pageSize: '2M', writable: true, user: true });
-      if (!r.ok) throw new Error(`turtles bug: identity map failed: ${r.error.message}`);
-    }
+    const la57 = o.mode === 'long64-la57';
     s.cr0 = Cr0.PE | Cr0.ET | Cr0.NE | Cr0.PG | Cr0.WP;
-    s.cr3 = builder.cr3;
-    s.cr4 = Cr4.PAE;
+    s.cr3 = identityMap(o, la57 ? '5level' : '4level', 0n, '2M');
+    s.cr4 = Cr4.PAE | (la57 ? Cr4.LA57 : 0n);
     s.efer = Efer.LME | Efer.LMA | Efer.NXE;
     s.idtrLimit = 256 * 16 - 1;
     setSeg(s, Seg.CS, user ? L2Selectors.USER_CODE64 : L2Selectors.CODE64, 0n, 0xffff_ffff, user ? 0xa0fb : 0xa09b);
@@ -172,4 +201,20 @@ function setupState<P extends PhysicalAddress>(s: CpuState, o: L2EnvOptions<P>):
   for (const seg of [Seg.DS, Seg.ES, Seg.FS, Seg.GS, Seg.SS]) setSeg(s, seg, dataSel, 0n, 0xffff_ffff, dataAr);
   s.rip = L2Layout.CODE;
   s.gpr[4] = user ? L2Layout.STACK_TOP - 0x8000n : L2Layout.STACK_TOP;
+}
+
+/**
+ * Identity-map [0, L2Layout.MAPPED) at L2Layout.PAGE_TABLES: 4-KiB pages below `small` (so programs can meet page
+ * tables of every level), `large` pages from there on. Returns CR3.
+ */
+function identityMap<P extends PhysicalAddress>(o: L2EnvOptions<P>, mode: GuestPagingMode, small: bigint, large: '2M' | '4M'): bigint {
+  const builder = new GuestPageTableBuilder({ mode, memory: o.memory, space: o.space, tableArea: { base: L2Layout.PAGE_TABLES, pages: 16 } });
+  const step = large === '4M' ? 0x40_0000n : 0x20_0000n;
+  const map = (a: bigint, pageSize: '4K' | '2M' | '4M') => {
+    const r = builder.map(guestLinear(a), o.space.of(a), { pageSize, writable: true, user: true });
+    if (!r.ok) throw new Error(`turtles bug: identity map failed: ${r.error.message}`);
+  };
+  for (let a = 0n; a < small; a += 0x1000n) map(a, '4K');
+  for (let a = small; a < L2Layout.MAPPED; a += step) map(a, large);
+  return builder.cr3;
 }

@@ -164,6 +164,12 @@ export class DeterministicPlatform implements Platform {
       return top === 0n || top === 0x1ffffn;
     }
     if (index === Msr.IA32_TSC_AUX) return value >> 32n === 0n;
+    if (index === Msr.IA32_DEBUGCTL) {
+      // Reserved IA32_DEBUGCTL bits #GP (SDM 18.4.1, WRMSR): the same bits VM entry rejects in GUEST_IA32_DEBUGCTL
+      // (26.3.1.1, src/cpu/vmentry/context.ts debugctlValid); RTM_DEBUG (bit 15) exists only with RTM.
+      const rtm = ((this.cpuid(7, 0)[1] >>> 11) & 1) !== 0;
+      return (value & ~BigInt(0x7fc3 | (rtm ? 0x8000 : 0))) === 0n;
+    }
     if (index === Msr.IA32_BIOS_SIGN_ID) return true;
     return true;
   }

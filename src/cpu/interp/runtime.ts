@@ -3,7 +3,9 @@
 // under. Must not: hold VMCS policy (nonroot/) or memory. SDM Vol. 3C 25.5.1 (timer), 25.5.2 (MTF),
 // Vol. 3A 6.9 (pending events).
 import { readNonRootControls, type NonRootControls, type NonRootEnv } from '../nonroot/controls.js';
+import type { VeArea } from '../ept/ve.js';
 import type { VmcsReader } from '../vmcs.js';
+import type { VirtualApic } from '../apic/virtual-apic.js';
 
 export class AuxState {
   /** XCR0 (XSETBV/XGETBV); bit 0 (x87) is always 1. */
@@ -66,8 +68,12 @@ export interface NonRootRuntime {
   writePhysByte?(addr: bigint, value: number): boolean;
   /** The shadow VMCS (link pointer), or null when the link pointer is FFFFFFFF_FFFFFFFFh. */
   readonly shadowVmcs?: ShadowVmcsAccess | null;
+  /** The virtualization-exception information area (with "EPT-violation #VE"); absent → violations always exit. */
+  readonly veArea?: VeArea;
   /** Apply a successful VMFUNC EPTP switch (EPTP index := ecx, EPT pointer := eptp); absent → VMFUNC unsupported. */
   switchEptp?(index: number, eptp: bigint): void;
+  /** APIC virtualization for this entry (src/cpu/apic); absent/null: only the CR8 TPR shadow is modelled. */
+  readonly apic?: VirtualApic | null;
 }
 
 /** Build a NonRootRuntime from the VMCS in force (controls are read once, as at VM entry). */

@@ -15,7 +15,8 @@ export interface AccessKind {
 /** A fault raised by translating a guest-linear access: a guest exception, or a VM exit (EPT, APIC access). */
 export type GuestFault =
   | { readonly kind: 'exception'; readonly vector: number; readonly errorCode?: number; readonly address?: bigint }
-  | { readonly kind: 'exit'; readonly exit: NonRootExit };
+  /** `veConvertible`: an EPT violation whose deciding EPT entry has suppress-#VE clear (ept/ve.ts). */
+  | { readonly kind: 'exit'; readonly exit: NonRootExit; readonly veConvertible?: boolean };
 
 export type MemRead = { readonly ok: true; readonly value: bigint } | { readonly ok: false; readonly fault: GuestFault };
 export type MemWrite = { readonly ok: true } | { readonly ok: false; readonly fault: GuestFault };

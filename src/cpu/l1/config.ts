@@ -1,5 +1,5 @@
 // The declarative description of the built-in L1 hypervisor (in the spirit of kvm-unit-tests' VMX framework): what
-// VMCS it builds for L2 (controls, bitmaps, CR masks, EPT12, injection, the L2 program) and its exit-handling policy
+// VMCS it builds for L2 (controls, bitmaps, CR masks, EPT12, MSR lists, injection, the L2 program) and its exit-handling policy
 // as data, so a fuzzer can generate both. Plus the L1-physical layout it uses and a validator against a CPU model.
 // Must not: perform L1 operations (builtin.ts does). SDM Vol. 3C 24.6–24.8, App. A.3–A.5 (allowed settings).
 import type { CpuModel } from '../cpu-model.js';
@@ -21,6 +21,11 @@ export const L1Layout = {
   VMWRITE_BITMAP: 0x0100_8000n,
   VIRTUAL_APIC: 0x0100_c000n,
   EPTP_LIST: 0x0100_d000n,
+  /** MSR lists (config.msrLists), 64 KiB each: room for 4096 entries, the largest capacity IA32_VMX_MISC[27:25]
+   * can report (SDM A.6). */
+  MSR_ENTRY_LOAD: 0x0101_0000n,
+  MSR_EXIT_STORE: 0x0102_0000n,
+  MSR_EXIT_LOAD: 0x0103_0000n,
   /** EPT12 paging structures, allocated upwards from here. */
   EPT_TABLES: 0x0110_0000n,
   EPT_TABLE_PAGES: 256,
@@ -38,7 +43,7 @@ export interface L2Spec {
   readonly mode: L2Mode;
   /** Machine code placed at L2Layout.CODE (see src/cpu/interp/l2-env.ts). */
   readonly code: Uint8Array;
-  /** Start at CPL 3 (protected32 / long64). */
+  /** Start at CPL 3 (any mode but real). */
   readonly user?: boolean;
   /** Initial GPRs by index (Reg order); the others start at 0, RSP at the environment's stack. */
   readonly gprs?: readonly (readonly [index: number, value: bigint])[];
@@ -85,6 +90,20 @@ export interface EventInjection {
   readonly errorCode?: number;
   /** VM-entry instruction length (software events); for 'inject' actions default: the exit's instruction length. */
   readonly instructionLength?: number;
+}
+
+/** A VM-entry MSR-load or VM-exit MSR-load list entry: MSR index, value, and bits 63:32 of the first quadword
+ * (reserved, must be 0: a non-zero value is how a test makes the entry invalid; SDM 26.4, 27.6). */
+export type MsrListEntry = readonly [index: number, value: bigint, reserved?: number];
+
+/** The three MSR lists (SDM 24.7.2, 24.8.2), each written at its L1Layout page; an empty or absent list leaves its
+ * count at 0. Entries are not validated here: an invalid one makes VM entry fail (exit reason 34, qualification =
+ * its 1-based index) or, in the exit lists, a VMX abort — the behaviour under test. */
+export interface MsrLists {
+  readonly entryLoad?: readonly MsrListEntry[];
+  /** MSR indexes whose values each VM exit stores (read them back at L1Layout.MSR_EXIT_STORE + 16·i + 8). */
+  readonly exitStore?: readonly number[];
+  readonly exitLoad?: readonly MsrListEntry[];
 }
 
 export type ControlField = 'pin' | 'primary' | 'secondary' | 'exit' | 'entry' | 'exception-bitmap';
@@ -152,7 +171,8 @@ export interface L1Config {
   readonly ioBitmap?: readonly number[];
   /** MSRs whose read / write bitmap bit is set (turns on "use MSR bitmaps" in adjust mode). */
   readonly msrBitmap?: { readonly read?: readonly number[]; readonly write?: readonly number[] };
-  /** EPT12 (turns on "enable EPT"; implied by real and protected32 L2 modes, which need unrestricted guest). */
+  /** EPT12 (turns on "enable EPT"; implied by real and protected32 L2 modes, which need unrestricted guest; paged32
+   * and pae32 run with or without it, and with it their PDPTEs go into GUEST_PDPTRn). */
   readonly ept?: EptSpec;
   /** VPID (turns on "enable VPID"). */
   readonly vpid?: number;
@@ -172,7 +192,10 @@ export interface L1Config {
   readonly tprThreshold?: number;
   /** WRMSRs L1 performs before the first VM entry (L2 inherits MSRs the VMCS does not switch, e.g. IA32_XSS). */
   readonly l1Msrs?: readonly (readonly [index: number, value: bigint])[];
-  /** L1-physical memory contents written before the VMCS is built (MSR lists, custom tables). */
+  /** VM-entry MSR-load, VM-exit MSR-store and VM-exit MSR-load lists. */
+  readonly msrLists?: MsrLists;
+  /** L1-physical memory contents written before the VMCS is built (custom tables; after msrLists, so they can
+   * overwrite list entries). */
   readonly l1Data?: readonly { readonly gpa: bigint; readonly bytes: Uint8Array }[];
   /** Raw VMWRITEs applied after the whole VMCS is written (a fuzzer's perturbations). */
   readonly vmcsWrites?: readonly (readonly [encoding: number, value: bigint])[];

@@ -10,6 +10,7 @@ export {
 export {
   L1Layout, L2_ENV_RANGES, validateL1Config, type ControlField, type ControlGroup, type ControlProblem, type ControlRequest, type EptSpec,
   type Ept12Mapping, type EventInjection, type L1Action, type L1Config, type L1Policy, type L1PolicyRule, type L2Spec,
+  type MsrListEntry, type MsrLists,
 } from './config.js';
 export { DEFAULT_MAX_EXITS, builtinL1, defaultActions, type ExitView } from './builtin.js';
 export { finalControls, readCaps, usesEpt, type FinalControls, type L1Caps } from './setup.js';

@@ -1,16 +1,16 @@
 // What the built-in L1 does before its first VM entry, kvm-unit-tests style: read the VMX capability MSRs, fit the
-// controls to them, write L2's environment and EPT12 into its memory, VMXON, VMCLEAR + VMPTRLD, VMWRITE the whole
-// VMCS (controls, host state so L1 resumes where it is, guest state for the chosen L2 mode). Only L1Machine calls.
-// Must not: handle exits (builtin.ts). SDM Vol. 3C 24 (VMCS), 26.2–26.3 (what entry checks), App. A (capabilities).
+// controls to them, write L2's environment, EPT12 and the MSR lists into its memory, VMXON, VMCLEAR + VMPTRLD, VMWRITE
+// the whole VMCS (controls, host state so L1 resumes where it is, guest state for the chosen L2 mode, PAE PDPTEs under
+// EPT). Only L1Machine calls. Must not: handle exits (builtin.ts). SDM Vol. 3C 24, 26.2–26.4, App. A (capabilities).
 import { L1_GPA, L2_GPA, type L2Gpa } from '../address.js';
 import { EntryCtl, ExitCtl, Pin, Primary, Secondary } from '../generated/controls.js';
 import { Field } from '../generated/vmcs-fields.js';
 import { EptBit } from '../ept/entry.js';
-import { buildL2Environment, L2Layout, type L2Mode } from '../interp/l2-env.js';
+import { buildL2Environment, isLongMode, L2Layout, needsUnrestrictedGuest, type L2Mode } from '../interp/l2-env.js';
 import { PhysicalMemory, type MemorySnapshot } from '../memory.js';
-import { CpuState, Msr, Seg } from '../state.js';
+import { CpuState, Cr0, Cr4, Efer, Msr, Seg } from '../state.js';
 import { GUEST_SEGMENT_FIELDS } from '../vmx/guest-state.js';
-import { L1Layout, L2_ENV_RANGES, type L1Config, type L1Action } from './config.js';
+import { L1Layout, L2_ENV_RANGES, type L1Config, type L1Action, type MsrListEntry } from './config.js';
 import { Ept12Editor, buildEpt12, type Ept12Mapping4Build } from './ept12.js';
 import type { L1Machine } from './machine.js';
 
@@ -62,13 +62,16 @@ export interface FinalControls {
   readonly entry: number;
 }
 
+/** The page-modification log of the built-in L1 ("enable PML"): free L1 memory below L1Layout.EPT_TABLES. */
+export const PML_LOG = 0x0104_0000n;
+
 /** The control words the built-in L1 writes for `config` (see L1Config.controlsMode). */
 export function finalControls(config: L1Config, caps: L1Caps): FinalControls {
   const c = config.controls ?? {};
   if (config.controlsMode === 'exact') {
     return { pin: (c.pin ?? 0) >>> 0, primary: (c.primary ?? 0) >>> 0, secondary: (c.secondary ?? 0) >>> 0, exit: (c.exit ?? 0) >>> 0, entry: (c.entry ?? 0) >>> 0 };
   }
-  const long = config.l2.mode === 'long64';
+  const long = isLongMode(config.l2.mode);
   let pin = c.pin ?? 0;
   let primary = c.primary ?? 0;
   let secondary = c.secondary ?? 0;
@@ -79,8 +82,7 @@ export function finalControls(config: L1Config, caps: L1Caps): FinalControls {
   if (config.ioBitmap) primary |= Primary.USE_IO_BITMAPS;
   if (config.msrBitmap) primary |= Primary.USE_MSR_BITMAPS;
   if (usesEpt(config)) secondary |= Secondary.ENABLE_EPT;
-  if (secondary & Secondary.ENABLE_PML) secondary &= ~Secondary.ENABLE_PML; // no PML page is set up
-  if (!long) secondary |= Secondary.UNRESTRICTED_GUEST;
+  if (needsUnrestrictedGuest(config.l2.mode)) secondary |= Secondary.UNRESTRICTED_GUEST;
   if (config.vpid !== undefined) secondary |= Secondary.ENABLE_VPID;
   if (config.tscMultiplier !== undefined) secondary |= Secondary.USE_TSC_SCALING;
   if (secondary !== 0) primary |= Primary.ACTIVATE_SECONDARY_CONTROLS;
@@ -96,11 +98,11 @@ export function finalControls(config: L1Config, caps: L1Caps): FinalControls {
   };
 }
 
-/** EPT12 is built when the config asks for it, the L2 mode needs unrestricted guest, or the controls name EPT or a
- * control that requires it. */
+/** EPT12 is built when the config asks for it, the L2 mode needs unrestricted guest (real, unpaged protected32), or
+ * the controls name EPT or a control that requires it. Paged 32-bit and PAE L2s run with or without EPT. */
 export function usesEpt(config: L1Config): boolean {
   const needEpt = Secondary.ENABLE_EPT | Secondary.UNRESTRICTED_GUEST | Secondary.ENABLE_PML | Secondary.MODE_BASED_EXECUTE_CONTROL;
-  return config.ept !== undefined || config.l2.mode !== 'long64' || ((config.controls?.secondary ?? 0) & needEpt) !== 0;
+  return config.ept !== undefined || needsUnrestrictedGuest(config.l2.mode) || ((config.controls?.secondary ?? 0) & needEpt) !== 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -151,6 +153,8 @@ export interface L2Placement {
   readonly toL1: (gpa: bigint) => bigint | undefined;
   readonly eptp?: bigint;
   readonly editor?: Ept12Editor;
+  /** PAE paging: the four PDPTEs at L2's CR3 as L2's memory holds them (the GUEST_PDPTRn values under EPT). */
+  readonly pdptes?: readonly [bigint, bigint, bigint, bigint];
 }
 
 /** Write EPT12 (if used) and L2's environment, code and data into L1 memory. Returns where L2 memory lives. */
@@ -173,8 +177,11 @@ export function placeL2(m: L1Machine, config: L1Config, guest: CpuState): L2Plac
   };
   put(L2Layout.CODE, l2.code);
   for (const d of l2.data ?? []) put(d.gpa, d.bytes);
+  // Read after `data`, which may overwrite the PDPT (an entry-failure test); SDM 4.4.1: the table is 32-byte aligned.
+  const pdpt = guest.cr3 & 0xffff_ffe0n;
+  const pdptes = paePaging(guest) ? ([0, 1, 2, 3].map((i) => env.memory.readU64(L2_GPA.of(pdpt + BigInt(8 * i)))) as [bigint, bigint, bigint, bigint]) : undefined;
 
-  let placement: L2Placement = { toL1: (gpa) => gpa };
+  let placement: L2Placement = { toL1: (gpa) => gpa, ...(pdptes ? { pdptes } : {}) };
   if (usesEpt(config)) {
     const spec = config.ept ?? {};
     const levels = spec.levels ?? 4;
@@ -207,7 +214,7 @@ export function placeL2(m: L1Machine, config: L1Config, guest: CpuState): L2Plac
       m, L1Layout.EPT_TABLES, levels, L1Layout.EPT_TABLES + BigInt(built.tablesUsed) * 0x1000n,
       L1Layout.EPT_TABLES + BigInt(L1Layout.EPT_TABLE_PAGES) * 0x1000n,
     );
-    placement = { toL1: (gpa) => walkStaged(tables, L1Layout.EPT_TABLES, levels, gpa), eptp: built.eptp, editor };
+    placement = { toL1: (gpa) => walkStaged(tables, L1Layout.EPT_TABLES, levels, gpa), eptp: built.eptp, editor, ...(pdptes ? { pdptes } : {}) };
   }
 
   // Copy the image page by page, merging runs that are contiguous on both sides into one write.
@@ -237,8 +244,25 @@ export function placeL2(m: L1Machine, config: L1Config, guest: CpuState): L2Plac
   return placement;
 }
 
+/** PAE paging outside IA-32e mode: CR0.PG = 1, CR4.PAE = 1, EFER.LMA = 0 (SDM 4.1.1). */
+function paePaging(s: CpuState): boolean {
+  return (s.cr0 & Cr0.PG) !== 0n && (s.cr4 & Cr4.PAE) !== 0n && (s.efer & Efer.LMA) === 0n;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The VMCS.
+
+/** One VM-entry/VM-exit MSR-list entry (SDM 24.7.2, 24.8.2 Table 24-12): index, reserved dword, value. */
+function msrListBytes(entries: readonly MsrListEntry[]): Uint8Array {
+  const bytes = new Uint8Array(entries.length * 16);
+  const dv = new DataView(bytes.buffer);
+  entries.forEach(([index, value, reserved], i) => {
+    dv.setUint32(i * 16, index >>> 0, true);
+    dv.setUint32(i * 16 + 4, (reserved ?? 0) >>> 0, true);
+    dv.setBigUint64(i * 16 + 8, BigInt.asUintN(64, value), true);
+  });
+  return bytes;
+}
 
 function bitmapPage(bits: Iterable<number>): Uint8Array {
   const p = new Uint8Array(4096);
@@ -286,6 +310,11 @@ export function writeVmxMemory(m: L1Machine, config: L1Config, caps: L1Caps, c: 
     m.writeBytes(L1_GPA.of(L1Layout.IO_BITMAP_B), bitmapPage(ports.filter((p) => p >= 0x8000).map((p) => p - 0x8000)));
   }
   if (config.msrBitmap) m.writeBytes(L1_GPA.of(L1Layout.MSR_BITMAP), msrBitmap(config.msrBitmap.read ?? [], config.msrBitmap.write ?? []));
+  const lists = config.msrLists;
+  if (lists?.entryLoad?.length) m.writeBytes(L1_GPA.of(L1Layout.MSR_ENTRY_LOAD), msrListBytes(lists.entryLoad));
+  // Exit-store values start at 0: the processor fills them in at each exit (SDM 27.4).
+  if (lists?.exitStore?.length) m.writeBytes(L1_GPA.of(L1Layout.MSR_EXIT_STORE), msrListBytes(lists.exitStore.map((i) => [i, 0n])));
+  if (lists?.exitLoad?.length) m.writeBytes(L1_GPA.of(L1Layout.MSR_EXIT_LOAD), msrListBytes(lists.exitLoad));
   for (const d of config.l1Data ?? []) m.writeBytes(L1_GPA.of(d.gpa), d.bytes);
 }
 
@@ -311,6 +340,19 @@ export function vmcsWrites(config: L1Config, caps: L1Caps, c: FinalControls, hos
     put(Field.IO_BITMAP_B, L1Layout.IO_BITMAP_B);
   }
   if (c.primary & Primary.USE_MSR_BITMAPS) put(Field.MSR_BITMAP, L1Layout.MSR_BITMAP);
+  const lists = config.msrLists;
+  if (lists?.entryLoad?.length) {
+    put(Field.VM_ENTRY_MSR_LOAD_COUNT, lists.entryLoad.length);
+    put(Field.VM_ENTRY_MSR_LOAD_ADDR, L1Layout.MSR_ENTRY_LOAD);
+  }
+  if (lists?.exitStore?.length) {
+    put(Field.VM_EXIT_MSR_STORE_COUNT, lists.exitStore.length);
+    put(Field.VM_EXIT_MSR_STORE_ADDR, L1Layout.MSR_EXIT_STORE);
+  }
+  if (lists?.exitLoad?.length) {
+    put(Field.VM_EXIT_MSR_LOAD_COUNT, lists.exitLoad.length);
+    put(Field.VM_EXIT_MSR_LOAD_ADDR, L1Layout.MSR_EXIT_LOAD);
+  }
   put(Field.CR0_GUEST_HOST_MASK, config.cr0Mask ?? 0n);
   put(Field.CR0_READ_SHADOW, config.cr0Shadow ?? 0n);
   put(Field.CR4_GUEST_HOST_MASK, config.cr4Mask ?? 0n);
@@ -323,6 +365,11 @@ export function vmcsWrites(config: L1Config, caps: L1Caps, c: FinalControls, hos
   if (c.primary & Primary.USE_TPR_SHADOW) {
     put(Field.VIRTUAL_APIC_PAGE_ADDR, L1Layout.VIRTUAL_APIC);
     put(Field.TPR_THRESHOLD, config.tprThreshold ?? 0);
+  }
+  if (c.secondary & Secondary.ENABLE_PML) {
+    // A 4-KiB log page between the MSR lists and EPT12, filled from entry 511 down (SDM 29.3.6).
+    put(Field.PML_ADDRESS, PML_LOG);
+    put(Field.GUEST_PML_INDEX, 511n);
   }
   if (c.secondary & Secondary.ENABLE_XSAVES_XRSTORS) put(Field.XSS_EXIT_BITMAP, config.xssExitBitmap ?? 0n);
   if (c.secondary & Secondary.ENABLE_ENCLS_EXITING) put(Field.ENCLS_EXITING_BITMAP, config.enclsExitingBitmap ?? 0n);
@@ -372,7 +419,13 @@ export function vmcsWrites(config: L1Config, caps: L1Caps, c: FinalControls, hos
   const cr0Must = unrestricted ? caps.cr0Fixed0 & ~0x8000_0001n : caps.cr0Fixed0;
   put(Field.GUEST_CR0, (guest.cr0 | cr0Must) & caps.cr0Fixed1);
   put(Field.GUEST_CR3, guest.cr3);
-  put(Field.GUEST_CR4, (guest.cr4 | caps.cr4Fixed0) & caps.cr4Fixed1);
+  // CR4.LA57 is kept even where IA32_VMX_CR4_FIXED1 forbids it: dropping it would run 5-level tables as 4-level
+  // ones; kept, VM entry fails the CR4 fixed-bit check visibly.
+  put(Field.GUEST_CR4, (guest.cr4 | caps.cr4Fixed0) & (caps.cr4Fixed1 | (guest.cr4 & Cr4.LA57)));
+  // With EPT, VM entry takes the PAE PDPTEs from these fields rather than from memory (SDM 26.3.1.6, 26.3.2.4).
+  if (placement.pdptes && c.secondary & Secondary.ENABLE_EPT && c.primary & Primary.ACTIVATE_SECONDARY_CONTROLS) {
+    [Field.GUEST_PDPTR0, Field.GUEST_PDPTR1, Field.GUEST_PDPTR2, Field.GUEST_PDPTR3].forEach((f, i) => put(f, placement.pdptes![i]!));
+  }
   put(Field.GUEST_DR7, 0x400n);
   GUEST_SEGMENT_FIELDS.forEach((f, seg) => {
     put(f.sel, guest.segSel[seg]!);

@@ -3,8 +3,9 @@
 // Must not: keep a translation across a write to a page the walk read, a control change or a new EPT.
 // SDM Vol. 3C 28.2 (EPT translation), Vol. 3A 4 (paging); A/D flags are set exactly as without the cache.
 import { guestLinear, type GuestLinear, type GuestPhysical, type PhysicalAddress } from '../address.js';
+import { pmlFullExit } from '../ept/pml.js';
 import type { Ept } from '../ept/types.js';
-import { EptGuestMemory, eptFaultExit, type GuestMemoryOptions } from '../interp/guest-memory.js';
+import { EptGuestMemory, eptGuestFault, type GuestMemoryOptions } from '../interp/guest-memory.js';
 import type { GuestFault } from '../interp/types.js';
 import type { PhysicalMemory, QwordMemory } from '../memory.js';
 import { translateLinearUnderEpt, type PagingMemory } from '../paging/under-ept.js';
@@ -48,8 +49,9 @@ export class CachedEptGuestMemory<G extends GuestPhysical, H extends PhysicalAdd
         note(a as bigint);
         return memory.readU64(a);
       },
-      writeU32: (a, v) => memory.writeU32(a, v),
-      writeU64: (a, v) => memory.writeU64(a, v),
+      // After a page-modification log-full event the access does not occur: its guest A/D updates are dropped too.
+      writeU32: (a, v) => (this.handle?.flagGate?.fullEventPending ? { ok: true } : memory.writeU32(a, v)),
+      writeU64: (a, v) => (this.handle?.flagGate?.fullEventPending ? { ok: true } : memory.writeU64(a, v)),
     };
     this.tablesWrapper = tables;
     memory.onWrite((address, length) => {
@@ -103,11 +105,13 @@ export class CachedEptGuestMemory<G extends GuestPhysical, H extends PhysicalAdd
     if (hit !== undefined) return { ok: true, phys: out.of(hit | ((linear as bigint) & 0xfffn)) };
     this.walkPages = [];
     const r = translateLinearUnderEpt(ctl, guestLinear(linear as bigint), access, this.recording!, this.recordingMemory);
+    // A PML log-full event came first in this access (SDM 29.3.6): whatever the walk went on to find, it exits.
+    if (ept.flagGate?.takeFullEvent()) return { ok: false, fault: { kind: 'exit', exit: pmlFullExit() } };
     if (!r.ok) {
       const f = r.fault;
       return f.kind === 'page-fault'
         ? { ok: false, fault: { kind: 'exception', vector: 14, errorCode: f.errorCode, address: f.linear as bigint } }
-        : { ok: false, fault: { kind: 'exit', exit: eptFaultExit(f) } };
+        : { ok: false, fault: eptGuestFault(f) };
     }
     // Pages are watched only after the walk: its own A/D writes may have flushed older entries meanwhile.
     for (const p of this.walkPages) this.watched.add(p);

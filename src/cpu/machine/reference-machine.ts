@@ -6,6 +6,8 @@ import { L1_GPA, type L1Gpa, type L2Gpa } from '../address.js';
 import type { CpuModel } from '../cpu-model.js';
 import { VMX_MSR_INDEX, type VmxMsrName } from '../cpu-model-data.js';
 import { eptCapabilities, eptConfig, ept12, validateEptp } from '../ept/eptp.js';
+import { PageModificationLog } from '../ept/pml.js';
+import type { VeArea } from '../ept/ve.js';
 import type { Ept, EptCapabilities } from '../ept/types.js';
 import { Secondary } from '../generated/controls.js';
 import { Field } from '../generated/vmcs-fields.js';
@@ -15,7 +17,8 @@ import { DirectGuestMemory } from '../interp/guest-memory.js';
 import { Interpreter } from '../interp/interpreter.js';
 import { makeNonRootRuntime, type NonRootRuntime, type ShadowVmcsAccess } from '../interp/runtime.js';
 import type { EventRecord } from '../interp/types.js';
-import type { NonRootEnv } from '../nonroot/controls.js';
+import { readNonRootControls, type NonRootEnv } from '../nonroot/controls.js';
+import { makeVirtualApic } from '../apic/virtual-apic.js';
 import { PhysicalMemory } from '../memory.js';
 import { CpuState } from '../state.js';
 import { bit } from '../u64.js';
@@ -99,6 +102,8 @@ export class ReferenceMachine extends ObservingL1Machine implements L1Machine {
   private readonly budget: number;
   private readonly delivered: EventRecord[] = [];
   private ept: Ept<L2Gpa, L1Gpa> | undefined;
+  /** Page-modification logging into vmcs12's PML page (installed on every EPT12 handle; on while "enable PML" is). */
+  private readonly pml: PageModificationLog;
   private pdptes: readonly bigint[] | undefined;
   private lastCheck: string | undefined;
 
@@ -126,9 +131,15 @@ export class ReferenceMachine extends ObservingL1Machine implements L1Machine {
     this.budget = opts.l2StepBudget ?? DEFAULT_L2_STEP_BUDGET;
     this.digest = opts.sink ? new L1MemoryDigest(this.memory) : undefined;
     this.caps = eptCapabilities(this.cpu);
-    const gmOpts = { maxPhysAddr: this.cpu.maxPhysAddr, pdptes: () => this.pdptes };
+    const gmOpts = { maxPhysAddr: this.cpu.maxPhysAddr, pdptes: () => this.pdptes, apicPage: () => this.interp.nonRoot?.apic };
     this.direct = new DirectGuestMemory(this.l2, this.memory, L1_GPA, gmOpts);
     this.underEpt = new CachedEptGuestMemory(this.l2, this.memory, () => this.currentEpt(), gmOpts);
+    this.pml = new PageModificationLog({
+      readIndex: () => Number((this.processor.currentVmcs?.get(Field.GUEST_PML_INDEX) ?? 0n) & 0xffffn),
+      writeIndex: (i) => this.processor.currentVmcs?.set(Field.GUEST_PML_INDEX, BigInt(i & 0xffff)),
+      readAddress: () => this.processor.currentVmcs?.get(Field.PML_ADDRESS) ?? 0n,
+      writeEntry: (a, v) => this.port.write(a, 8, v),
+    });
     this.env = {
       readPhysByte: (a) => this.port.readByte(a),
       insOutsInfo: bit(this.cpu.msr('IA32_VMX_BASIC'), 54),
@@ -349,6 +360,8 @@ export class ReferenceMachine extends ObservingL1Machine implements L1Machine {
     this.pdptes = o.pdptes;
     const eptOn = (secondaryControls(vmcs) & Secondary.ENABLE_EPT) !== 0;
     if (eptOn) this.ept = this.makeEpt(vmcs, vmcs.get(Field.EPT_POINTER));
+    this.pml.enabled = eptOn && (secondaryControls(vmcs) & Secondary.ENABLE_PML) !== 0;
+    this.pml.reset();
     const runtime = this.runtimeFor(vmcs, eptOn);
     const run = runGuestUntilExit({
       interp: this.interp, runtime, guest: this.l2, entry: o, port: this.guestPort, memory: eptOn ? this.underEpt : this.direct,
@@ -391,7 +404,7 @@ export class ReferenceMachine extends ObservingL1Machine implements L1Machine {
     if (e && e.eptp.raw === eptp && e.config.modeBasedExecute === mbec) return e;
     const h = ept12({ eptp, config: eptConfig(this.caps, { modeBasedExecute: mbec }), tables: this.memory });
     if (!h.ok) throw new Error(`turtles bug: VM entry accepted an invalid EPTP: ${h.error.message}`);
-    return h.ept;
+    return { ...h.ept, flagGate: this.pml };
   }
 
   private runtimeFor(vmcs: Vmcs, eptOn: boolean): NonRootRuntime {
@@ -402,12 +415,19 @@ export class ReferenceMachine extends ObservingL1Machine implements L1Machine {
     // The shadow VMCS is a VMX region from now on (its image is implementation-specific, like any VMCS's).
     if (shadowed) this.digest?.markVmxRegion(link);
     const shadowVmcs: ShadowVmcsAccess | null = shadowed ? this.shadowAccess(p.vmcsData(link)) : null;
+    const apic = makeVirtualApic(vmcs, readNonRootControls(vmcs), {
+      readPhys32: (a) => Number(this.port.read(a, 4) ?? 0n),
+      writePhys32: (a, v) => this.port.write(a, 4, BigInt(v >>> 0)),
+      saveGuestInterruptStatus: (v) => vmcs.set(Field.GUEST_INTR_STATUS, BigInt(v & 0xffff)),
+    });
     return makeNonRootRuntime(vmcs, this.env, {
       preemptionTimerRate: this.cpu.preemptionTimerRate,
       writePhysByte: (a, v) => this.port.write(a, 1, BigInt(v & 0xff)),
       shadowVmcs,
+      apic,
       ...(eptOn
         ? {
+            veArea: this.veArea(vmcs),
             switchEptp: (index: number, eptp: bigint) => {
               vmcs.set(Field.EPT_POINTER, eptp);
               if (this.cpu.fieldSupported(Field.EPTP_INDEX)) vmcs.set(Field.EPTP_INDEX, BigInt(index));
@@ -416,6 +436,24 @@ export class ReferenceMachine extends ObservingL1Machine implements L1Machine {
           }
         : {}),
     });
+  }
+
+  /** The VE-information area vmcs12 names (L1-physical) and its EPTP index, read when a #VE is decided. */
+  private veArea(vmcs: Vmcs): VeArea {
+    const port = this.port;
+    const base = () => vmcs.get(Field.VE_INFORMATION_ADDRESS);
+    return {
+      readBusy: () => {
+        const v = port.read(base() + 4n, 4);
+        return v === undefined ? undefined : Number(v);
+      },
+      write: (offset, size, value) => {
+        port.write(base() + BigInt(offset), size, value);
+      },
+      get eptpIndex() {
+        return Number(vmcs.get(Field.EPTP_INDEX) & 0xffffn);
+      },
+    };
   }
 
   /** VMREAD/VMWRITE that VMCS shadowing lets through reach the shadow VMCS's data (SDM 24.10, 30.3). */

@@ -20,7 +20,11 @@ import type { CpuState } from '../state.js';
 export type ScheduledEvent =
   | { readonly at: number; readonly kind: 'interrupt'; readonly vector: number }
   | { readonly at: number; readonly kind: 'nmi' }
-  | { readonly at: number; readonly kind: 'timer'; readonly vector?: number };
+  | { readonly at: number; readonly kind: 'timer'; readonly vector?: number }
+  /** INIT, start-up IPI and SMI: what each does in non-root operation is in signals.ts. */
+  | { readonly at: number; readonly kind: 'init' }
+  | { readonly at: number; readonly kind: 'sipi'; readonly vector: number }
+  | { readonly at: number; readonly kind: 'smi' };
 
 export const DEFAULT_TIMER_VECTOR = 0x20;
 
@@ -41,13 +45,18 @@ export class ExternalEvents {
     return this.events.length - this.next;
   }
 
-  /** Raise into `interp` every event due at the current step (interrupt vectors go to its IRR, NMIs pend). */
+  /** Raise into `interp` every event due at the current step (interrupt vectors go to its IRR; NMIs, INIT, SIPI, SMI pend). */
   raiseDue(interp: Interpreter): void {
     const ev = this.events;
     while (this.next < ev.length && ev[this.next]!.at <= this.l2Steps) {
       const e = ev[this.next++]!;
-      if (e.kind === 'nmi') interp.raiseNmi();
-      else interp.raiseInterrupt(e.kind === 'timer' ? (e.vector ?? DEFAULT_TIMER_VECTOR) : e.vector);
+      switch (e.kind) {
+        case 'nmi': interp.raiseNmi(); break;
+        case 'init': interp.signals.raiseInit(); break;
+        case 'sipi': interp.signals.raiseSipi(e.vector); break;
+        case 'smi': interp.signals.raiseSmi(); break;
+        default: interp.raiseInterrupt(e.kind === 'timer' ? (e.vector ?? DEFAULT_TIMER_VECTOR) : e.vector);
+      }
     }
   }
 }
@@ -126,6 +135,8 @@ export function runGuestUntilExit(a: RunGuestArgs): GuestRunResult {
   const delivered = a.delivered;
   if (delivered) delivered.length = 0;
   interp.enterNonRoot(a.runtime, BigInt(a.entry.preemptionTimer ?? 0));
+  // Virtual-interrupt delivery: VM entry loads RVI/SVI, virtualizes the PPR and evaluates pending virtual interrupts.
+  a.runtime.apic?.onVmEntry();
   if (a.entry.pendingMtf) interp.setPendingMtf();
   if (a.entry.injected) {
     const r = interp.inject(guest, a.entry.injected);
@@ -133,6 +144,9 @@ export function runGuestUntilExit(a: RunGuestArgs): GuestRunResult {
     if (r.kind === 'delivered') delivered?.push(r.event);
     else if (r.kind === 'unsupported') return { kind: 'unsupported', steps: 0, mnemonic: r.mnemonic, rip: r.rip };
   }
+  // The TPR-threshold VM exit immediately after VM entry (SDM 26.7.7), taken after any injected event is delivered.
+  const tprExit = a.runtime.apic?.entryTprExit();
+  if (tprExit) return exited(interp, a.runtime, tprExit, 0);
   const budget = a.budget;
   for (let n = 0; n < budget; ) {
     events.raiseDue(interp);

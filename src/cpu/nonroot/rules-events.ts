@@ -118,11 +118,12 @@ export function preemptionTimerActive(c: NonRootControls): boolean {
 
 /**
  * Decrements of the VMX-preemption timer while the TSC advanced from `before` to `after`: the timer counts
- * down each time bit `rate` of the TSC changes, i.e. once per 2^rate TSC ticks (SDM 25.5.1).
+ * down each time bit `rate` of the TSC changes due to an increment, i.e. once per 2^rate TSC ticks (SDM 25.5.1).
+ * `after` is `before` plus a small increment modulo 2^64: an increment that wraps the TSC still changes bit `rate`.
  */
 export function preemptionTimerTicks(before: bigint, after: bigint, rate: number): bigint {
   const r = BigInt(rate);
-  return (after >> r) - (before >> r);
+  return BigInt.asUintN(64 - rate, (after >> r) - (before >> r));
 }
 
 export function preemptionTimerExit(): NonRootExit {

@@ -89,12 +89,15 @@ export function loadMsrList(
   return { ok: true };
 }
 
-/** Process the VM-exit MSR-store list from `source` (27.4). */
-export function storeMsrList(mem: VmxPhysicalAccess, base: bigint, count: number, source: CpuState, rules: MsrAccessRules): MsrListResult {
+/**
+ * Process the VM-exit MSR-store list from `source` (27.4). `rejectX2apic` false lets an x2APIC-range index through to
+ * the RDMSR rule (a nested L0's deviation, decided by its caller; a CPU always rejects the range).
+ */
+export function storeMsrList(mem: VmxPhysicalAccess, base: bigint, count: number, source: CpuState, rules: MsrAccessRules, rejectX2apic = true): MsrListResult {
   for (let i = 0; i < count; i++) {
     if (i >= rules.maxEntries) return { ok: false, index: i + 1, reason: `more than ${rules.maxEntries} entries` };
     const e = readMsrEntry(mem, base, i);
-    if (isX2apicMsr(e.index)) return { ok: false, index: i + 1, reason: 'x2APIC MSR range 800H-8FFH' };
+    if (rejectX2apic && isX2apicMsr(e.index)) return { ok: false, index: i + 1, reason: 'x2APIC MSR range 800H-8FFH' };
     if (e.index === Msr.IA32_SMBASE) return { ok: false, index: i + 1, reason: 'IA32_SMBASE is readable only in SMM' };
     if (e.reserved !== 0) return { ok: false, index: i + 1, reason: 'entry bits 63:32 are not 0' };
     if (rules.rdmsrFaults(e.index)) return { ok: false, index: i + 1, reason: 'RDMSR would raise #GP' };

@@ -37,7 +37,8 @@ export class VmcsRegionLayout {
   readonly size: number;
 
   constructor(cpu: CpuModel) {
-    const supported = slotFields().filter((f) => cpu.fieldSupported(f.encoding));
+    // Listed, not only supported: a region image that also holds a VMCS store's feature-less fields (N24).
+    const supported = slotFields().filter((f) => cpu.fieldListed(f.encoding));
     const byWidth = (pred: (f: VmcsFieldDef) => boolean) => supported.filter(pred).sort((a, b) => a.encoding - b.encoding);
     const wide = byWidth((f) => f.width === '64' || f.width === 'natural');
     const w32 = byWidth((f) => f.width === '32');
