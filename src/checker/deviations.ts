@@ -42,8 +42,8 @@ export const DEVIATION_EFFECTS: Readonly<Record<KvmDeviationId, readonly Deviati
   ],
   // N7: SEAMCALL/TDCALL raise #UD in L2 instead of exiting to L1.
   'kvm.seamcall-tdcall-ud': [...any('oracle.o2.*', 'reflect.*'), ...PATH],
-  // N8: late hardware checks: VMfailValid(7) for every hardware VM-fail, MSR-load list already applied.
-  'kvm.late-hardware-entry-checks': [...any('oracle.o1.*', 'oracle.o2.*'), ...PATH],
+  // N8: late hardware checks: VMfailValid(7) for every hardware VM-fail, MSR-load list already applied (L1's MSRs, O3).
+  'kvm.late-hardware-entry-checks': [...any('oracle.o1.*', 'oracle.o2.*', 'oracle.o3.*'), ...PATH],
   // N10: VMWRITE drops reserved AR-byte bits (so an entry check on them can pass where the CPU fails it).
   'kvm.vmwrite-ar-bytes-masked': [
     { rule: 'oracle.o1.vmread-value', fields: SEGMENT_AR_FIELDS },
@@ -58,7 +58,7 @@ export const DEVIATION_EFFECTS: Readonly<Record<KvmDeviationId, readonly Deviati
     ...any('oracle.o3.*', 'oracle.o4.*'),
   ],
   // N13: x2APIC MSRs in the exit-store list fail only with x2APIC enabled (VMX abort 1 otherwise on hardware).
-  'kvm.msr-store-x2apic-only-when-enabled': [...any('oracle.o6.*'), ...PATH],
+  'kvm.msr-store-x2apic-only-when-enabled': [...any('oracle.o6.*', 'oracle.o1.vmx-outcome'), ...PATH],
   // N13: userspace MSR filters; IA32_TSC store snapshot.
   'kvm.msr-access-filter': [...any('oracle.o1.*', 'oracle.o2.*', 'oracle.o6.*'), ...PATH],
   // N14: null host selectors loaded as usable segments.
@@ -80,6 +80,13 @@ export const DEVIATION_EFFECTS: Readonly<Record<KvmDeviationId, readonly Deviati
     { rule: 'oracle.o2.guest-state', fields: ['GUEST_IA32_EFER'] },
     { rule: 'oracle.o1.vmread-value', fields: ['GUEST_IA32_EFER'] },
     ...any('oracle.o4.*'),
+    ...PATH,
+  ],
+  // Found by the oracle: L2's CR0.CD/NW/ET come from vmcs12 GUEST_CR0 (read shadow, saved value), not from L1's CR0.
+  'kvm.guest-cr0-unloaded-bits-from-vmcs12': [
+    { rule: 'oracle.o2.guest-state', fields: ['GUEST_CR0'] },
+    { rule: 'oracle.o1.vmread-value', fields: ['GUEST_CR0'] },
+    ...any('oracle.o3.*', 'oracle.o4.*'),
     ...PATH,
   ],
   // N24: VMREAD/VMWRITE of fields the advertised features do not have succeed.

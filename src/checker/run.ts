@@ -50,7 +50,7 @@ export interface CheckOptions {
   /** Divergences a declared deviation explains: reported as kind 'expected-deviation' (default) or left out. */
   readonly expectedDeviations?: 'report' | 'omit';
   /** Further nested-machine settings. */
-  readonly nested?: Pick<NestedMachineOptions, 'ept01Policy' | 'shadowVmcs'>;
+  readonly nested?: Pick<NestedMachineOptions, 'ept01Policy' | 'shadowVmcs' | 'msrFilter'>;
 }
 
 export interface CheckStats {

@@ -13,12 +13,32 @@ export function preemptionDeadline(timerValue12: number, l1Tsc: bigint, rate = K
   return BigInt(timerValue12 >>> 0) + (l1Tsc >> BigInt(rate));
 }
 
-/** Timer value left at `l1Tsc` (0 once expired); always fits the 32-bit field. */
+/**
+ * Timer value left at `l1Tsc` (0 once expired); always fits the 32-bit field. The arithmetic is modulo the TSC's
+ * 2^64 (the TSC can wrap after L2 writes IA32_TSC): the timer never holds more than 2^32 − 1, so a larger
+ * difference means the deadline has passed.
+ */
 export function preemptionRemaining(deadline: bigint, l1Tsc: bigint, rate = KVM_PREEMPTION_TIMER_RATE): number {
-  const now = l1Tsc >> BigInt(rate);
-  if (now >= deadline) return 0;
-  const left = deadline - now;
-  return Number(left > 0xffff_ffffn ? 0xffff_ffffn : left);
+  const left = BigInt.asUintN(64 - rate, deadline - (l1Tsc >> BigInt(rate)));
+  return left > 0xffff_ffffn ? 0 : Number(left);
+}
+
+/** TSC increments from `tsc` until the timer reaches 0 (0 when it already has): to the next 2^rate boundary, then whole periods. */
+export function preemptionTicksLeft(deadline: bigint, tsc: bigint, rate = KVM_PREEMPTION_TIMER_RATE): bigint {
+  const left = BigInt(preemptionRemaining(deadline, tsc, rate));
+  if (left === 0n) return 0n;
+  const r = BigInt(rate);
+  return (left << r) - (tsc & ((1n << r) - 1n));
+}
+
+/**
+ * The deadline after L2 wrote the TSC from `before` to `written` (WRMSR IA32_TSC, emulated by L0): the timer counts
+ * only increments (SDM 25.5.1), so the value left is kept and the deadline moves with the TSC (KVM's timer is a host
+ * timer that TSC writes do not touch either).
+ */
+export function preemptionDeadlineAfterTscWrite(deadline: bigint, before: bigint, written: bigint, rate = KVM_PREEMPTION_TIMER_RATE): bigint {
+  const r = BigInt(rate);
+  return BigInt.asUintN(64 - rate, deadline - (before >> r) + (BigInt.asUintN(64, written) >> r));
 }
 
 /** The timer has counted down to 0 (a value of 0 expires before any L2 instruction). */

@@ -25,6 +25,7 @@ export const KVM_OBSERVABLE_DEVIATIONS = [
   'kvm.guest-state-needs-unrestricted-guest',
   'kvm.guest-efer-lme-from-ia32e-mode',
   'kvm.field-existence-ignores-features',
+  'kvm.guest-cr0-unloaded-bits-from-vmcs12',
 ] as const;
 
 export type KvmDeviationId = (typeof KVM_OBSERVABLE_DEVIATIONS)[number];
@@ -51,6 +52,7 @@ export const Deviation = {
   GUEST_STATE_NEEDS_UNRESTRICTED_GUEST: 'kvm.guest-state-needs-unrestricted-guest',
   GUEST_EFER_LME_FROM_IA32E_MODE: 'kvm.guest-efer-lme-from-ia32e-mode',
   FIELD_EXISTENCE_IGNORES_FEATURES: 'kvm.field-existence-ignores-features',
+  GUEST_CR0_UNLOADED_BITS_FROM_VMCS12: 'kvm.guest-cr0-unloaded-bits-from-vmcs12',
 } as const satisfies Record<string, KvmDeviationId>;
 
 export interface L0Profile {

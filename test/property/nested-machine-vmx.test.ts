@@ -109,10 +109,11 @@ describe('L1 VMX instructions on the nested machine ≡ on the reference', () =>
     );
   });
 
-  it('kvm profile without the VMWRITE AR-byte deviation is equivalent too', () => {
+  it('kvm profile without the VMWRITE AR-byte and field-existence deviations is equivalent too', () => {
     fc.assert(
       fc.property(arbProgram, (ops) => {
-        const p = runPair(program(ops), { profile: kvmProfile({ without: ['kvm.vmwrite-ar-bytes-masked'] }) });
+        // N24 lets L1 reach vmcs12 fields of features kvm-l1 does not offer (error 12 on a CPU): also a named deviation.
+        const p = runPair(program(ops), { profile: kvmProfile({ without: ['kvm.vmwrite-ar-bytes-masked', 'kvm.field-existence-ignores-features'] }) });
         // KVM's vmcs12 cache (write-back at VMPTRLD, none at VMXOFF) changes only VMCS-region bytes, which O5 masks.
         const diff = firstDifference(p.reference.log, p.nested.log);
         expect(diff, diff).toBeUndefined();

@@ -5,10 +5,10 @@
 import { EntryCtl, ExitCtl, Pin, Primary, Secondary } from '../../cpu/generated/controls.js';
 import { Field } from '../../cpu/generated/vmcs-fields.js';
 import { Efer } from '../../cpu/state.js';
-import { fieldDef, slotFields, type Vmcs } from '../../cpu/vmcs.js';
+import { fieldDef, slotFields, slotOf, VMCS_SLOT_COUNT, widthMask, type Vmcs } from '../../cpu/vmcs.js';
 import { EXIT_INFO_RULE, FIELD_RULES, MERGE_RULES } from '../../nested/merge/merge.js';
 import { InputLookup } from '../../nested/merge/rule-kit.js';
-import type { FieldProvenance, L0MergeInputs } from '../../nested/merge/types.js';
+import type { FieldProvenance, L0MergeInputs, ProvenanceInput } from '../../nested/merge/types.js';
 import { Deviation, type L0Profile } from '../../nested/profile.js';
 import { hexValue, type Divergence } from '../divergence.js';
 
@@ -37,6 +37,9 @@ const GUEST_FROM_VMCS12: readonly string[] = [
   'GUEST_SYSENTER_CS', 'GUEST_SYSENTER_ESP', 'GUEST_SYSENTER_EIP', 'GUEST_PENDING_DBG_EXCEPTIONS', 'GUEST_INTERRUPTIBILITY_INFO',
 ];
 
+const GUEST_FROM_VMCS12_ENCODINGS: readonly number[] = GUEST_FROM_VMCS12.map((name) => (Field as Record<string, number>)[name]!);
+const HOST_STATE_ENCODINGS: readonly number[] = slotFields().filter((f) => f.type === 'host state').map((f) => f.encoding);
+
 const SDM: Record<string, string> = {
   'merge.pin-controls': 'SDM 24.6.1; reference §5.2', 'merge.primary-controls': 'SDM 24.6.2; reference §5.2',
   'merge.secondary-controls': 'SDM 24.6.2; reference §5.2', 'merge.entry-controls': 'SDM 24.8.1; reference §5.2',
@@ -49,6 +52,20 @@ const SDM: Record<string, string> = {
   'merge.msr-bitmap': 'SDM 24.6.9; reference §5.4', 'merge.entry-event-injection': 'SDM 24.8.3, 26.6; reference §5.7',
   'merge.provenance': 'DESIGN.md §3 (merge)',
 };
+
+/**
+ * What a VMCS reads back for `encoding` after `value` is stored there (Vmcs.set then Vmcs.get): truncated to the
+ * field width, or to bits 31:0 for a high-half encoding. Same result as storing into a scratch copy of vmcs02.
+ */
+function stored(encoding: number, value: bigint): bigint {
+  if (encoding & 1) return value & 0xffff_ffffn;
+  const def = fieldDef(encoding);
+  if (!def) throw new Error(`turtles bug: VMCS encoding 0x${encoding.toString(16)} is not in the field table`);
+  return value & widthMask(def.width);
+}
+
+/** CR0 bits VM entry never loads from GUEST_CR0: ET, reserved 15:6, 17, 28:19, NW, CD (SDM 26.3.2.1). */
+const CR0_NOT_LOADED_BY_ENTRY = 0x10n | 0xffc0n | (1n << 17n) | 0x1ff8_0000n | (3n << 29n);
 
 function sdmOf(rule: string): string {
   return SDM[rule] ?? 'SDM 26.2–26.3; reference §5.2';
@@ -74,12 +91,8 @@ function tscOf(v: Vmcs): { off: bigint; mul: bigint } {
  * The values §5.2–5.4 require for the fields L2 or exit decisions depend on, written from the reference text (not from
  * src/nested/merge). Entries are (field, rule, expected); a field left out is checked through its provenance only.
  */
-function derive(i: MergeCheckInput): { field: number; rule: string; expected: bigint }[] {
+function derive(i: MergeCheckInput, put: (field: number, rule: string, expected: bigint) => void): void {
   const { vmcs01: v01, vmcs12: v12, l0, vmcs02: v02 } = i;
-  const out: { field: number; rule: string; expected: bigint }[] = [];
-  const put = (field: number, rule: string, expected: bigint): void => {
-    out.push({ field, rule, expected });
-  };
   const real = l0.realEntry;
   const unbackedDev = i.profile.deviations.has(Deviation.UNBACKED_VMCS12_PAGES);
 
@@ -112,7 +125,7 @@ function derive(i: MergeCheckInput): { field: number; rule: string; expected: bi
     | Secondary.APIC_REGISTER_VIRTUALIZATION | Secondary.ENABLE_VM_FUNCTIONS | Secondary.DESCRIPTOR_TABLE_EXITING;
   const s12 = effSecondary(v12);
   let s = (effSecondary(v01) & ~fromL1Only) | (s12 & ~(Secondary.ENABLE_EPT | Secondary.ENABLE_VPID));
-  s &= ~(Secondary.ENABLE_PML | Secondary.VMCS_SHADOWING);
+  s &= ~(Secondary.ENABLE_PML | Secondary.VMCS_SHADOWING | Secondary.EPT_VIOLATION_VE);
   if (!(s12 & Secondary.UNRESTRICTED_GUEST)) s &= ~Secondary.UNRESTRICTED_GUEST;
   if (l0.emulatesUmip && (v12.get(Field.GUEST_CR4) & (1n << 11n)) !== 0n) s |= Secondary.DESCRIPTOR_TABLE_EXITING;
   put(Field.SECONDARY_VM_EXEC_CONTROL, 'merge.secondary-controls', BigInt(s >>> 0));
@@ -133,7 +146,10 @@ function derive(i: MergeCheckInput): { field: number; rule: string; expected: bi
     // What L2 reads under vmcs12 (L1-owned bits from L1's shadow), and the hardware CR with L0's forced bits.
     const g12 = v12.get(cr === 0 ? Field.GUEST_CR0 : Field.GUEST_CR4);
     const sh12 = v12.get(cr === 0 ? Field.CR0_READ_SHADOW : Field.CR4_READ_SHADOW);
-    put(cr === 0 ? Field.CR0_READ_SHADOW : Field.CR4_READ_SHADOW, `merge.cr${cr}-read-shadow`, ((g12 & ~mask12) | (sh12 & mask12)) & M64);
+    // CR0.ET/NW/CD and the reserved bits are never loaded by VM entry (SDM 26.3.2.1): L2 has L1's (KVM: vmcs12's).
+    const kept = cr === 0 && !i.profile.deviations.has(Deviation.GUEST_CR0_UNLOADED_BITS_FROM_VMCS12) ? CR0_NOT_LOADED_BY_ENTRY : 0n;
+    const seen = (g12 & ~kept) | (l0.l1.cr0 & kept);
+    put(cr === 0 ? Field.CR0_READ_SHADOW : Field.CR4_READ_SHADOW, `merge.cr${cr}-read-shadow`, ((seen & ~mask12) | (sh12 & mask12)) & M64);
     const on = cr === 0 ? l0.cr0AlwaysOn : l0.cr4AlwaysOn;
     const off = cr === 0 ? l0.cr0AlwaysOff : l0.cr4AlwaysOff;
     put(cr === 0 ? Field.GUEST_CR0 : Field.GUEST_CR4, `merge.guest-cr${cr}`, ((g12 & ~off) | on) & M64);
@@ -149,8 +165,7 @@ function derive(i: MergeCheckInput): { field: number; rule: string; expected: bi
   put(Field.TSC_MULTIPLIER, 'merge.tsc-multiplier', t12.mul === ONE ? t01.mul : fixedMul(t01.mul, t12.mul));
 
   // Guest register state: vmcs12's on the emulated entry, L2's live state when L0 resumes L2 itself.
-  for (const name of GUEST_FROM_VMCS12) {
-    const enc = (Field as Record<string, number>)[name]!;
+  for (const enc of GUEST_FROM_VMCS12_ENCODINGS) {
     const src = real ? v12 : l0.l2Live;
     if (src) put(enc, 'merge.guest-state', src.get(enc));
   }
@@ -173,16 +188,17 @@ function derive(i: MergeCheckInput): { field: number; rule: string; expected: bi
     put(Field.VM_ENTRY_CONTROLS, 'merge.entry-controls', BigInt(entry >>> 0));
     let exit = v01.lo(Field.VM_EXIT_CONTROLS) & ~ExitCtl.LOAD_IA32_EFER;
     if (efer !== l0.host.get(Field.HOST_IA32_EFER)) exit |= ExitCtl.LOAD_IA32_EFER;
+    // Posted-interrupt processing in vmcs02 needs "acknowledge interrupt on exit" (SDM 26.2.1.1).
+    if (pin & Pin.PROCESS_POSTED_INTERRUPTS) exit |= ExitCtl.ACKNOWLEDGE_INTERRUPT_ON_EXIT;
     put(Field.VM_EXIT_CONTROLS, 'merge.exit-controls', BigInt(exit >>> 0));
   }
 
   // Host state and the resources that are L0's: vmcs02 exits always go to L0.
-  for (const f of slotFields()) if (f.type === 'host state') put(f.encoding, 'merge.host-state', l0.host.get(f.encoding));
+  for (const enc of HOST_STATE_ENCODINGS) put(enc, 'merge.host-state', l0.host.get(enc));
   const s02 = effSecondary(v02);
   put(Field.EPT_POINTER, 'merge.ept-pointer', s02 & Secondary.ENABLE_EPT ? l0.eptp02 : 0n);
   put(Field.VIRTUAL_PROCESSOR_ID, 'merge.vpid', s02 & Secondary.ENABLE_VPID ? BigInt(l0.vpid02) : 0n);
   put(Field.MSR_BITMAP, 'merge.msr-bitmap', p02 & Primary.USE_MSR_BITMAPS ? l0.msrBitmap02 ?? 0n : 0n);
-  return out;
 }
 
 function div(i: MergeCheckInput, rule: string, field: string, expected: string, actual: string, explanation: string, prov?: FieldProvenance): Divergence {
@@ -192,37 +208,98 @@ function div(i: MergeCheckInput, rule: string, field: string, expected: string, 
   };
 }
 
+/** A parsed L0MergeInputs key: a VMCS-shaped item (host / l2Live) with its field, an L1 item, or a top-level item. */
+type L0Key = { kind: 'vmcs'; head: 'host' | 'l2Live'; enc: number | undefined } | { kind: 'l1'; rest: string } | { kind: 'top'; head: string; rest: string };
+
+const L0_KEYS = new Map<string, L0Key>();
+
+function parseL0Key(key: string): L0Key {
+  let k = L0_KEYS.get(key);
+  if (k) return k;
+  const [head, rest] = key.includes('.') ? [key.slice(0, key.indexOf('.')), key.slice(key.indexOf('.') + 1)] : [key, ''];
+  if (head === 'host' || head === 'l2Live') k = { kind: 'vmcs', head, enc: (Field as Record<string, number>)[rest] };
+  else if (head === 'l1') k = { kind: 'l1', rest };
+  else k = { kind: 'top', head, rest };
+  L0_KEYS.set(key, k);
+  return k;
+}
+
 /** Value of an L0MergeInputs item named by a provenance key ("exceptionBitmap", "l1.efer", "host.HOST_CR0", …), if checkable. */
 function l0Item(l0: L0MergeInputs, key: string): bigint | undefined {
-  const [head, rest] = key.includes('.') ? [key.slice(0, key.indexOf('.')), key.slice(key.indexOf('.') + 1)] : [key, ''];
-  if (head === 'host' || head === 'l2Live') {
-    const v = head === 'host' ? l0.host : l0.l2Live;
-    const enc = (Field as Record<string, number>)[rest];
-    return v && enc !== undefined ? v.get(enc) : undefined;
+  const k = parseL0Key(key);
+  if (k.kind === 'vmcs') {
+    const v = k.head === 'host' ? l0.host : l0.l2Live;
+    return v && k.enc !== undefined ? v.get(k.enc) : undefined;
   }
-  if (head === 'l1') {
-    const x = (l0.l1 as unknown as Record<string, bigint>)[rest];
+  if (k.kind === 'l1') {
+    const x = (l0.l1 as unknown as Record<string, bigint>)[k.rest];
     return typeof x === 'bigint' ? x : undefined;
   }
-  const x = (l0 as unknown as Record<string, unknown>)[head];
-  if (rest !== '') return undefined;
+  const x = (l0 as unknown as Record<string, unknown>)[k.head];
+  if (k.rest !== '') return undefined;
   if (typeof x === 'bigint') return x;
   if (typeof x === 'number') return BigInt(x >>> 0);
   if (typeof x === 'boolean') return x ? 1n : 0n;
   return undefined;
 }
 
+/** Encodings by field name (own properties of the generated Field table only). */
+const ENCODING_BY_NAME: ReadonlyMap<string, number> = new Map(Object.entries(Field as Record<string, number>));
+
+/** The full fields with the rule each must name, in slot order (exit-information fields, which the merge never writes, left out). */
+const CHECKED_FIELDS = slotFields().map((def, slot) => ({ def, slot, rule: FIELD_RULES.get(def.name)! })).filter((x) => x.rule !== EXIT_INFO_RULE);
+
+/**
+ * Frozen provenance records whose rule already reproduced their value (step 3). The replay reads nothing but the record,
+ * so for a record nobody can change (the merge freezes the records it hands out again) the verdict cannot change.
+ */
+const replayVerified = new WeakSet<FieldProvenance>();
+
+function deeplyFrozen(p: FieldProvenance): boolean {
+  if (!Object.isFrozen(p) || !Object.isFrozen(p.inputs)) return false;
+  for (const x of p.inputs) if (!Object.isFrozen(x)) return false;
+  return true;
+}
+
+/** The recorded input that is not the value its source holds now, if any (step 2). */
+function misquotedInput(i: MergeCheckInput, p: FieldProvenance): ProvenanceInput | undefined {
+  const inputs = p.inputs;
+  for (let k = 0; k < inputs.length; k++) {
+    const x = inputs[k]!;
+    const field = x.field;
+    if (field === undefined) continue;
+    if (x.from === 'vmcs01' || x.from === 'vmcs12') {
+      const enc = ENCODING_BY_NAME.get(field);
+      if (enc !== undefined && (x.from === 'vmcs01' ? i.vmcs01 : i.vmcs12).get(enc) !== x.value) return x;
+      continue;
+    }
+    if (x.from !== 'L0') continue;
+    if (field.startsWith('merged.')) {
+      const menc = ENCODING_BY_NAME.get(field.slice(7));
+      if (menc !== undefined && i.vmcs02.get(menc) !== x.value) return x;
+      continue;
+    }
+    const v = l0Item(i.l0, field);
+    if (v !== undefined && v !== x.value) return x;
+  }
+  return undefined;
+}
+
 /** All merge-invariant divergences of one L2 entry. */
 export function checkMerge(i: MergeCheckInput): Divergence[] {
   const out: Divergence[] = [];
-  const byField = new Map<number, FieldProvenance>();
-  for (const p of i.provenance) byField.set(p.encoding, p);
+  // Provenance by slot of its (full) encoding, the last record of an encoding winning; other encodings are never asked for.
+  const bySlot = new Array<FieldProvenance | undefined>(VMCS_SLOT_COUNT);
+  for (let k = 0; k < i.provenance.length; k++) {
+    const p = i.provenance[k]!;
+    const slot = (p.encoding & 1) === 0 ? slotOf(p.encoding) : -1;
+    if (slot >= 0) bySlot[slot] = p;
+  }
+  const provenanceOf = (encoding: number): FieldProvenance | undefined => ((encoding & 1) === 0 ? bySlot[slotOf(encoding)] : undefined);
 
   // 1. Every field the merge writes has provenance naming the field's rule and the value vmcs02 holds.
-  for (const f of slotFields()) {
-    const rule = FIELD_RULES.get(f.name)!;
-    if (rule === EXIT_INFO_RULE) continue;
-    const p = byField.get(f.encoding);
+  for (const { def: f, slot, rule } of CHECKED_FIELDS) {
+    const p = bySlot[slot];
     if (!p) {
       out.push(div(i, 'merge.provenance', f.name, rule, 'no provenance', `vmcs02 ${f.name} has no provenance: L0 wrote it without a merge rule`));
       continue;
@@ -233,54 +310,40 @@ export function checkMerge(i: MergeCheckInput): Divergence[] {
       continue;
     }
     // 2. Inputs recorded from vmcs01 / vmcs12 / L0 are the values those hold; 3. the rule reproduces the value.
-    const lie = p.inputs.find((x) => {
-      const enc = x.field === undefined ? undefined : (Field as Record<string, number>)[x.field];
-      if (x.from === 'vmcs01' && enc !== undefined) return i.vmcs01.get(enc) !== x.value;
-      if (x.from === 'vmcs12' && enc !== undefined) return i.vmcs12.get(enc) !== x.value;
-      if (x.from === 'L0' && x.field?.startsWith('merged.')) {
-        const menc = (Field as Record<string, number>)[x.field.slice(7)];
-        return menc !== undefined && i.vmcs02.get(menc) !== x.value;
-      }
-      if (x.from === 'L0' && x.field !== undefined) {
-        const v = l0Item(i.l0, x.field);
-        return v !== undefined && v !== x.value;
-      }
-      return false;
-    });
+    const lie = misquotedInput(i, p);
     if (lie) {
       out.push(div(i, 'merge.provenance', f.name, `${lie.from}.${lie.field ?? ''} as recorded`, hexValue(lie.value),
         `provenance of vmcs02 ${f.name} names ${lie.from}.${lie.field ?? ''} = ${hexValue(lie.value)}, which is not the value L0 merged from`, p));
       continue;
     }
+    if (replayVerified.has(p)) continue;
     const impl = MERGE_RULES.get(rule);
-    const def = fieldDef(f.encoding)!;
     if (impl) {
       let replay: bigint | undefined;
       try {
-        replay = impl.compute(new InputLookup(p.inputs), def);
+        replay = impl.compute(new InputLookup(p.inputs), f);
       } catch {
         replay = undefined;
       }
-      const tmp = i.vmcs02.clone();
-      if (replay !== undefined) tmp.set(f.encoding, replay);
-      if (replay === undefined || tmp.get(f.encoding) !== p.value) {
-        out.push(div(i, rule, f.name, replay === undefined ? 'inputs sufficient for the rule' : hexValue(tmp.get(f.encoding)), hexValue(p.value),
+      const replayed = replay === undefined ? undefined : stored(f.encoding, replay);
+      if (replayed === undefined || replayed !== p.value) {
+        out.push(div(i, rule, f.name, replayed === undefined ? 'inputs sufficient for the rule' : hexValue(replayed), hexValue(p.value),
           `${rule} does not reproduce vmcs02 ${f.name} from its recorded inputs`, p));
+        continue;
       }
     }
+    if (deeplyFrozen(p)) replayVerified.add(p);
   }
 
   // 4. Independent re-derivation of the fields that decide exits and what L2 sees.
-  for (const d of derive(i)) {
-    const tmp = i.vmcs02.clone();
-    tmp.set(d.field, d.expected);
-    const expected = tmp.get(d.field);
-    const actual = i.vmcs02.get(d.field);
-    if (expected === actual) continue;
-    const name = fieldDef(d.field)!.name;
-    out.push(div(i, d.rule, name, hexValue(expected), hexValue(actual),
-      `vmcs02 ${name} is ${hexValue(actual)}; ${d.rule} requires ${hexValue(expected)} from vmcs01, vmcs12 and L0's inputs`, byField.get(d.field)));
-  }
+  derive(i, (field, rule, derived) => {
+    const expected = stored(field, derived);
+    const actual = i.vmcs02.get(field);
+    if (expected === actual) return;
+    const name = fieldDef(field)!.name;
+    out.push(div(i, rule, name, hexValue(expected), hexValue(actual),
+      `vmcs02 ${name} is ${hexValue(actual)}; ${rule} requires ${hexValue(expected)} from vmcs01, vmcs12 and L0's inputs`, provenanceOf(field)));
+  });
 
   // 5. MSR bitmap contents: for every MSR and direction, exits under vmcs02 ⊇ L0's intercepts ∪ exits under vmcs12 (§5.4).
   const mb = i.msrBitmaps;

@@ -16,7 +16,8 @@ import { readNonRootControls, type NonRootEnv } from '../../cpu/nonroot/controls
 import { exitFor } from '../../cpu/nonroot/exit-for.js';
 import { exceptionExits, mtfEnabled, nmiExits } from '../../cpu/nonroot/rules-events.js';
 import type { NonRootExit } from '../../cpu/nonroot/types.js';
-import { Primary } from '../../cpu/generated/controls.js';
+import { Primary, Secondary } from '../../cpu/generated/controls.js';
+import { eptViolationConvertible } from '../../cpu/ept/ve.js';
 import type { CpuState } from '../../cpu/state.js';
 import type { Vmcs } from '../../cpu/vmcs.js';
 import { hexValue, type Divergence } from '../divergence.js';
@@ -105,6 +106,11 @@ export function singleLevelExpectation(i: ReflectionCheckInput): L1Expectation {
       const w = walkEpt(readOnly(i.ept12), l2gpa(BigInt.asUintN(64, i.exit.guestPhysicalAddress)), accessOf(i.exit.qualification, i.exit.guestLinearAddress));
       if (w.ok) return { kind: 'no-exit', why: 'EPT12 permits the access: the EPT02 fault is L0-internal' };
       if (w.kind === 'misconfig') return { kind: 'exit', exit: { reason: ExitReason.EPT_MISCONFIG, qualification: 0n, guestPhysicalAddress: w.gpa as bigint }, compare: ['guestPhysicalAddress'] };
+      // With "EPT-violation #VE" a convertible violation outside event delivery may be a #VE instead, decided by the VE
+      // area's busy word, which the exit cannot show any more (SDM 25.5.6.1).
+      if (c.secondary & Secondary.EPT_VIOLATION_VE && eptViolationConvertible(w) && !(i.exit.idtVectoringInfo & 0x8000_0000)) {
+        return { kind: 'unknown', why: 'convertible EPT12 violation under EPT-violation #VE: a #VE or the exit, by the VE area' };
+      }
       return { kind: 'exit', exit: { reason: ExitReason.EPT_VIOLATION, qualification: w.qualification, guestPhysicalAddress: w.gpa as bigint }, compare: ['qualification', 'guestPhysicalAddress'] };
     }
     case ExitReason.EXTERNAL_INTERRUPT:

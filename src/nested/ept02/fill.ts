@@ -24,6 +24,8 @@ export type Ept02FillResult =
   | { readonly kind: 'filled'; readonly leaf: Ept02Leaf; readonly access: EptAccess }
   /** EPT12 faulted: L0 delivers this exit to L1 (§6.4). */
   | { readonly kind: 'ept12-fault'; readonly exit: SynthesizedEptExit; readonly access: EptAccess; readonly outcome: Extract<ComposeOutcome, { kind: 'ept12-violation' | 'ept12-misconfig' }> }
+  /** EPT12's PML gate (vmcs12 "enable PML") had a log-full event in the walk: the access does not occur (SDM 29.3.6). */
+  | { readonly kind: 'pml-full'; readonly access: EptAccess }
   /** EPT01 does not back the access (MMIO, read-only memory) or L0 could not build EPT02: L0's own business. */
   | { readonly kind: 'l0-internal'; readonly why: string; readonly access: EptAccess; readonly l1Gpa?: L1Gpa };
 
@@ -63,6 +65,8 @@ export function fillEpt02(ctx: Ept02FillContext, v: Ept02Violation): Ept02FillRe
   const compose = ctx.compose ?? composeEpt02;
   // L0's EPT12 A/D updates only add rights: they must not zap what L0 is about to install.
   const out = ctx.manager.untracked(() => compose({ gpa: v.gpa, access, ept12: ctx.ept12, ept01: ctx.ept01, hostCaps: ctx.hostCaps, profile: ctx.profile }));
+  // A PML log-full event came first in the EPT12 walk: no flag was set and nothing is installed (features/pml12.ts).
+  if (ctx.ept12?.flagGate?.takeFullEvent()) return { kind: 'pml-full', access };
   switch (out.kind) {
     case 'ept12-violation':
     case 'ept12-misconfig':

@@ -2,7 +2,7 @@
 // the nested records, and L0's host layout. Must not: add behaviour; re-exports only. Reference: nested-vmx.md §5–§8.
 export * from './parts.js';
 export * from './records.js';
-export { L0, type L0Options } from './l0.js';
+export { L0, type L0MsrFilter, type L0Options } from './l0.js';
 export { NestedRunner, type LaunchReport, type NestedRunnerOptions } from './nested-run.js';
 export { exitInfoFromHardware, nestedEntryFailure, nestedVmExit, type ExitToL1, type NestedExitContext } from './nested-exit.js';
 export { handleL0Exit, type HandlerVerdict } from './l2-handlers.js';

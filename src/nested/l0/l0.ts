@@ -14,7 +14,7 @@ import type { Vmcs } from '../../cpu/vmcs.js';
 import { flagsFailInvalid, flagsFailValid, flagsSucceed, type InjectedEvent, type VmxInstrOutcome } from '../../cpu/vmx/outcome.js';
 import type { MsrAccessRules } from '../../cpu/vmx/msr-list.js';
 import { msrBitmapExits } from '../msr-bitmap.js';
-import type { L0Profile } from '../profile.js';
+import { Deviation, type L0Profile } from '../profile.js';
 import { Ept02Manager } from '../ept02/ept02.js';
 import type { Ept01Policy } from '../ept02/ept01.js';
 import { L1MemoryView } from '../ept02/l1-memory.js';
@@ -47,6 +47,14 @@ export interface L0Options {
   readonly records?: NestedRecordSink;
   /** Qualification bit 0 on read-modify-writes (must match the reference's EPT configuration). */
   readonly rmwSetsRead?: boolean;
+  /** The VMM's userspace MSR filter (KVM_X86_SET_MSR_FILTER); only the kvm.msr-access-filter deviation consults it. */
+  readonly msrFilter?: L0MsrFilter;
+}
+
+/** MSR indexes the VMM's userspace filter denies to the guest, per direction. */
+export interface L0MsrFilter {
+  readonly deniedReads?: readonly number[];
+  readonly deniedWrites?: readonly number[];
 }
 
 export class L0 {
@@ -79,8 +87,18 @@ export class L0 {
     this.useShadow = (o.shadowVmcs ?? true) && o.hostModel.controlOffered('secondary.vmcs-shadowing');
     this.rmwSetsRead = o.rmwSetsRead ?? true;
     const plat = o.platform;
-    this.msrRules = { wrmsrFaults: (i, v) => !plat.msrWritable(i, v), rdmsrFaults: (i) => !plat.msrExists(i), maxEntries: o.l1Model.maxMsrListEntries };
-    this.hw = bootHardware({ host: o.hostModel, ...(o.ept01Policy ? { policy: o.ept01Policy } : {}), wrmsrFaults: this.msrRules.wrmsrFaults, rdmsrFaults: this.msrRules.rdmsrFaults });
+    const wrmsrFaults = (i: number, v: bigint): boolean => !plat.msrWritable(i, v);
+    const rdmsrFaults = (i: number): boolean => !plat.msrExists(i);
+    // N13 (kvm.msr-access-filter): KVM reads and writes the vmcs12 MSR lists' MSRs through the userspace MSR filter, so a
+    // denied index fails the list where a CPU (which has no such filter, SDM 26.4, 27.4, 27.6) would access the MSR.
+    const filter = o.profile.deviations.has(Deviation.MSR_ACCESS_FILTER) ? o.msrFilter : undefined;
+    const denied = (list: readonly number[] | undefined, i: number): boolean => list?.includes(i >>> 0) ?? false;
+    this.msrRules = {
+      wrmsrFaults: (i, v) => wrmsrFaults(i, v) || denied(filter?.deniedWrites, i),
+      rdmsrFaults: (i) => rdmsrFaults(i) || denied(filter?.deniedReads, i),
+      maxEntries: o.l1Model.maxMsrListEntries,
+    };
+    this.hw = bootHardware({ host: o.hostModel, ...(o.ept01Policy ? { policy: o.ept01Policy } : {}), wrmsrFaults, rdmsrFaults });
     this.l1Port = new L1Port(this.hw.memory, () => this.hw.ept01, o.l1Model.maxPhysAddr);
     this.l1Mem = new L1MemoryView(this.hw.memory, () => this.hw.ept01);
     this.emu = new Vmcs12Emulator(this.state, o.l1Model, o.profile, this.l1Port);

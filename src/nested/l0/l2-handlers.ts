@@ -9,10 +9,15 @@ import type { StepResult } from '../../cpu/interp/types.js';
 import type { NonRootExit } from '../../cpu/nonroot/types.js';
 import { u64 } from '../../cpu/u64.js';
 import { fillEpt02, type Ept02FillContext, type Ept02FillResult } from '../ept02/fill.js';
+import { pmlFullExitToL1 } from '../features/pml12.js';
+import { eptViolationToVe12, VE_INTR_INFO, veExits12 } from '../features/ve12.js';
+import { isPostedNotification12, processPosted12 } from '../features/posted12.js';
 import { Deviation } from '../profile.js';
 import type { HardwareExit, ReflectionDecision } from '../reflect/types.js';
 import type { NestedExitInfo } from '../sync/exit-info.js';
 import { threeWayCr } from '../sync/vmcs12-sync.js';
+import { preemptionDeadlineAfterTscWrite } from '../preemption-timer.js';
+import { Msr } from '../../cpu/state.js';
 import { exitInfoFromHardware } from './nested-exit.js';
 import type { NestedRunner } from './nested-run.js';
 
@@ -71,6 +76,9 @@ export function handleL0Exit(r: NestedRunner, hw: HardwareExit, rec: NonRootExit
       return forwardInterrupt(r, hw, rec, decision);
     case ExitReason.EXCEPTION_NMI:
       return exception(r, hw, rec, decision);
+    case ExitReason.INIT_SIGNAL:
+    case ExitReason.SIPI_SIGNAL:
+      return forwardSignal(r, hw, rec, decision);
     default:
       if (rec.instructionLength !== undefined) return emulate(r, hw, rec, decision);
       note(r, hw, decision, 'l0-handled', 'unhandled');
@@ -82,7 +90,8 @@ export function handleL0Exit(r: NestedRunner, hw: HardwareExit, rec: NonRootExit
 function fillContext(r: NestedRunner): Ept02FillContext {
   const l0 = r.l0;
   return {
-    manager: l0.ept02, role: r.role, ept12: r.ept12, ept01: l0.hw.ept01, hostCaps: l0.hw.hostCaps, profile: l0.profile,
+    // Only L0's own walk of EPT12 (the fill) keeps vmcs12's page-modification log (features/pml12.ts).
+    manager: l0.ept02, role: r.role, ept12: r.ept12 ? { ...r.ept12, flagGate: r.pml12 } : null, ept01: l0.hw.ept01, hostCaps: l0.hw.hostCaps, profile: l0.profile,
     compose: l0.parts.composeEpt02, tracking: l0.parts.ept12WriteTracking,
   };
 }
@@ -114,6 +123,35 @@ function eptFault(r: NestedRunner, hw: HardwareExit, rec: NonRootExit | undefine
   };
 }
 
+/**
+ * An EPT12 violation that a CPU running vmcs12 turns into a #VE (features/ve12.ts): the area is written, then L0
+ * injects #VE into L2 through vmcs02 (SDM 25.5.6) or gives L1 the exception exit its bitmap asks for. Null: it stays
+ * the EPT-violation exit.
+ */
+function ve12(r: NestedRunner, hw: HardwareExit, f: Extract<Ept02FillResult, { kind: 'ept12-fault' }>): HandlerVerdict | null {
+  if (f.outcome.kind !== 'ept12-violation') return null;
+  const v12 = r.l0.state.vmcs12;
+  const fault = f.outcome.fault;
+  const decided = eptViolationToVe12({
+    v12, l1: r.l0.l1Port, fault, qualification: fault.qualification, guestLinearAddress: f.exit.guestLinearAddress,
+    duringDelivery: (hw.idtVectoringInfo & VALID) !== 0, cr0: r.l2.cr0,
+  });
+  if (!decided) return null;
+  // A faulting IRET keeps NMIs blocked on the #VE path as for any fault (the hardware exit had unblocked them).
+  reblockNmis(r, hw.qualification, hw.idtVectoringInfo);
+  if (veExits12(v12)) {
+    const base = exitInfoFromHardware(hw, {}, v12);
+    return {
+      kind: 'exit', rule: 'l0.ve-exception',
+      exit: { ...base, reason: ExitReason.EXCEPTION_NMI, qualification: 0n, intrInfo: VE_INTR_INFO, intrErrorCode: 0, guestPhysicalAddress: v12.get(Field.GUEST_PHYSICAL_ADDRESS), idtVectoringInfo: 0, idtVectoringErrorCode: 0, synthesized: true },
+    };
+  }
+  r.reinjection = { intrInfo: VE_INTR_INFO, errorCode: 0, instructionLength: 0 };
+  noteReinjection(r, VE_INTR_INFO);
+  r.saveL2();
+  return RESUME;
+}
+
 function eptViolation(r: NestedRunner, hw: HardwareExit, rec: NonRootExit, decision: ReflectionDecision): HandlerVerdict {
   const f = fillEpt02(fillContext(r), { gpa: L2_GPA.of(hw.guestPhysicalAddress), qualification: hw.qualification, linear: hw.guestLinearAddress });
   switch (f.kind) {
@@ -126,9 +164,19 @@ function eptViolation(r: NestedRunner, hw: HardwareExit, rec: NonRootExit, decis
       r.saveL2();
       return RESUME;
     }
-    case 'ept12-fault':
+    case 'ept12-fault': {
+      const ve = ve12(r, hw, f);
+      if (ve) {
+        note(r, hw, decision, ve.kind === 'resume' ? 'l0-handled' : 'synthesized', 've12');
+        return ve;
+      }
       note(r, hw, decision, 'synthesized', 'ept12-fault');
       return eptFault(r, hw, rec, f, false);
+    }
+    case 'pml-full':
+      // vmcs12's page-modification log is full: a CPU running vmcs12 exits 62 before the access (SDM 29.3.6).
+      note(r, hw, decision, 'synthesized', 'pml12-full');
+      return { kind: 'exit', rule: 'l0.pml-full', exit: pmlFullExitToL1(hw, r.l0.state.vmcs12) };
     case 'l0-internal':
       note(r, hw, decision, 'l0-handled', 'ept02-l0-internal');
       r.l0.record({ kind: 'l0-internal', step: r.l0.step, what: `EPT02 fill for L2 GPA 0x${hw.guestPhysicalAddress.toString(16)}: ${f.why}` });
@@ -138,19 +186,37 @@ function eptViolation(r: NestedRunner, hw: HardwareExit, rec: NonRootExit, decis
 
 /** vmcs12's external-interrupt exiting: the interrupt is L1's; acknowledged on exit as vmcs12 asks (§6.4). */
 function forwardInterrupt(r: NestedRunner, hw: HardwareExit, rec: NonRootExit, decision: ReflectionDecision): HandlerVerdict {
-  const v = r.interp.aux.highestInterrupt();
+  // vmcs02 acknowledges on exit only while it processes posted interrupts, and then vmcs12 does too (SDM 26.2.1.1).
+  const acked = (hw.intrInfo & VALID) !== 0;
+  const v = acked ? hw.intrInfo & 0xff : r.interp.aux.highestInterrupt();
   if (v === undefined) {
     note(r, hw, decision, 'l0-handled', 'spurious-interrupt');
     r.saveL2();
     return RESUME;
   }
+  if (isPostedNotification12(r.l0.state.vmcs12, v)) {
+    // vmcs12's notification vector: no exit on a CPU running vmcs12 but posted-interrupt processing (SDM 29.6).
+    if (!acked) r.interp.aux.pendingInterrupts.delete(v);
+    processPosted12(r.l0.vmcs02, r.l0.hw.port, r.l0.profile);
+    note(r, hw, decision, 'l0-handled', 'posted-interrupt-notification12');
+    return RESUME;
+  }
   let info = 0;
-  if (r.ackOnExit12()) {
-    r.interp.aux.pendingInterrupts.delete(v);
+  if (acked || r.ackOnExit12()) {
+    if (!acked) r.interp.aux.pendingInterrupts.delete(v);
     info = (VALID | v) >>> 0;
   }
   note(r, hw, decision, 'synthesized', 'forward-external-interrupt');
   return { kind: 'exit', rule: 'priority.interrupt', exit: { ...exitInfoFromHardware(hw, rec, r.l0.state.vmcs12), intrInfo: info, synthesized: true } };
+}
+
+/**
+ * An INIT (or a SIPI in wait-for-SIPI) while L2 runs: a CPU running vmcs12 exits to L1 with the same reason and
+ * qualification (SDM 25.2), so L0 synthesizes exactly that exit (§6.4, KVM vmx_check_nested_events).
+ */
+function forwardSignal(r: NestedRunner, hw: HardwareExit, rec: NonRootExit, decision: ReflectionDecision): HandlerVerdict {
+  note(r, hw, decision, 'synthesized', 'forward-init-sipi');
+  return { kind: 'exit', rule: 'priority.init-sipi', exit: { ...exitInfoFromHardware(hw, rec, r.l0.state.vmcs12), synthesized: true } };
 }
 
 function exception(r: NestedRunner, hw: HardwareExit, rec: NonRootExit, decision: ReflectionDecision): HandlerVerdict {
@@ -183,8 +249,12 @@ const FORCEABLE: Readonly<Record<number, 'io' | 'msr' | 'cr'>> = {
   [ExitReason.IO_INSTRUCTION]: 'io', [ExitReason.MSR_READ]: 'msr', [ExitReason.MSR_WRITE]: 'msr', [ExitReason.CR_ACCESS]: 'cr',
 };
 
-/** Execute the exiting instruction once as a CPU running vmcs12 would (CR0/CR4 at vmcs12's level, then back). */
-function emulateOnce(r: NestedRunner, handled?: 'io' | 'msr' | 'cr'): StepResult {
+/**
+ * Execute the exiting instruction once as a CPU running vmcs12 would (CR0/CR4 at vmcs12's level, then back). `mtf`:
+ * the instruction left an MTF VM exit pending (vmcs12's monitor trap flag, SDM 25.5.2), read before leaving non-root
+ * operation clears it; L0 must deliver it at the next boundary (KVM: mtf_pending after emulation, §6.4).
+ */
+function emulateOnce(r: NestedRunner, handled?: 'io' | 'msr' | 'cr'): { readonly out: StepResult; readonly mtf: boolean } {
   const v02 = r.l0.vmcs02;
   const v12 = r.l0.state.vmcs12;
   const inputs = r.lastInputs!;
@@ -198,6 +268,7 @@ function emulateOnce(r: NestedRunner, handled?: 'io' | 'msr' | 'cr'): StepResult
   const interp = r.interp;
   interp.enterNonRoot(r.vmcs12Runtime(handled), 1n);
   const out = interp.step(l2);
+  const mtf = interp.aux.mtfPending;
   interp.leaveNonRoot();
   const n0 = l2.cr0;
   const n4 = l2.cr4;
@@ -207,7 +278,7 @@ function emulateOnce(r: NestedRunner, handled?: 'io' | 'msr' | 'cr'): StepResult
   r.saveL2();
   v02.set(Field.CR0_READ_SHADOW, u64((n0 & ~m0) | (s0 & m0)));
   v02.set(Field.CR4_READ_SHADOW, u64((n4 & ~m4) | (s4 & m4)));
-  return out;
+  return { out, mtf };
 }
 
 function emulate(r: NestedRunner, hw: HardwareExit, _rec: NonRootExit, decision: ReflectionDecision): HandlerVerdict {
@@ -215,7 +286,18 @@ function emulate(r: NestedRunner, hw: HardwareExit, _rec: NonRootExit, decision:
   let name = `emulate-${basic}`;
   let forced: 'io' | 'msr' | 'cr' | undefined;
   for (let attempt = 0; attempt < 5; attempt++) {
-    const out = emulateOnce(r, forced);
+    const tscBefore = r.l2.tsc;
+    const { out, mtf } = emulateOnce(r, forced);
+    if (r.deadline !== null && basic === ExitReason.MSR_WRITE && out.kind !== 'vmexit' && (r.l2.gpr[1]! & 0xffff_ffffn) === BigInt(Msr.IA32_TSC)) {
+      // L2 wrote IA32_TSC: vmcs12's timer keeps the value it had left (it counts TSC increments only).
+      r.deadline = preemptionDeadlineAfterTscWrite(r.deadline, tscBefore, r.l2.tsc - 1n, r.l0.l1Model.preemptionTimerRate);
+    }
+    if (basic === ExitReason.MSR_WRITE && out.kind === 'retired' && (r.l2.gpr[1]! & 0xffff_ffffn) === BigInt(Msr.IA32_DEBUGCTL)
+      && r.l0.profile.deviations.has(Deviation.DEBUGCTL_BITS_DROPPED)) {
+      // kvm (N12): L0's WRMSR emulation drops the LBR/BTF bits (1:0) it does not emulate.
+      r.l2.setMsr(Msr.IA32_DEBUGCTL, r.l2.msr(Msr.IA32_DEBUGCTL) & ~0b11n);
+      r.saveL2();
+    }
     if (out.kind === 'vmexit' && out.exit.reason === basic && FORCEABLE[basic] !== undefined && forced === undefined) {
       // vmcs12 intercepts this very instruction although L0's reflection said it does not: L0 goes by its decision.
       forced = FORCEABLE[basic];
@@ -226,13 +308,13 @@ function emulate(r: NestedRunner, hw: HardwareExit, _rec: NonRootExit, decision:
       case 'retired':
       case 'halted':
         note(r, hw, decision, 'l0-handled', name);
-        r.pendingMtf = r.interp.aux.mtfPending;
+        r.pendingMtf = mtf;
         r.countStep();
         return RESUME;
       case 'delivered':
         r.delivered.push(out.event);
         note(r, hw, decision, 'l0-handled', name);
-        r.pendingMtf = r.interp.aux.mtfPending;
+        r.pendingMtf = mtf;
         r.countStep();
         return RESUME;
       case 'unsupported':
@@ -246,9 +328,21 @@ function emulate(r: NestedRunner, hw: HardwareExit, _rec: NonRootExit, decision:
           // L0's emulated access hit EPT02: fill and retry, or the EPT12 fault goes to L1.
           const f = fillEpt02(fillContext(r), { gpa: L2_GPA.of(e.guestPhysicalAddress ?? 0n), qualification: e.qualification, linear: e.guestLinearAddress ?? 0n });
           if (f.kind === 'filled') continue;
-          note(r, hw, decision, 'synthesized', `${name}-ept12-fault`);
+          if (f.kind === 'pml-full') {
+            note(r, hw, decision, 'synthesized', `${name}-pml12-full`);
+            // The length of a software event whose emulated delivery hit the full log is the emulated exit's (SDM 27.2.5).
+            const asHw: HardwareExit = { ...hw, qualification: e.qualification, idtVectoringInfo: e.idtVectoringInfo ?? 0, idtVectoringErrorCode: e.idtVectoringErrorCode ?? 0, instructionLength: e.instructionLength ?? 0 };
+            return { kind: 'exit', rule: 'l0.pml-full', exit: pmlFullExitToL1(asHw, r.l0.state.vmcs12) };
+          }
           if (f.kind === 'ept12-fault') {
             const asHw: HardwareExit = { ...hw, reason: e.reason, qualification: e.qualification, guestPhysicalAddress: e.guestPhysicalAddress ?? 0n, guestLinearAddress: e.guestLinearAddress ?? 0n, idtVectoringInfo: e.idtVectoringInfo ?? 0, idtVectoringErrorCode: e.idtVectoringErrorCode ?? 0, intrInfo: 0, intrErrorCode: 0 };
+            const ve = ve12(r, asHw, f);
+            if (ve) {
+              note(r, hw, decision, ve.kind === 'resume' ? 'l0-handled' : 'synthesized', `${name}-ve12`);
+              // The emulated instruction faulted: its step is the #VE's delivery (as for a fault in the reference).
+              return ve;
+            }
+            note(r, hw, decision, 'synthesized', `${name}-ept12-fault`);
             return eptFault(r, asHw, e, f, true);
           }
           return { kind: 'stop', why: `(L0-internal: ${f.why})` };

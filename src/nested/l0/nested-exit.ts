@@ -5,7 +5,7 @@
 import { Pin } from '../../cpu/generated/controls.js';
 import { Field } from '../../cpu/generated/vmcs-fields.js';
 import type { L1LaunchResult } from '../../cpu/l1/machine.js';
-import type { CpuState } from '../../cpu/state.js';
+import { Msr, type CpuState } from '../../cpu/state.js';
 import { loadMsrList, storeMsrList } from '../../cpu/vmx/msr-list.js';
 import { writePhys } from '../../cpu/vmx/physical.js';
 import type { Vmcs } from '../../cpu/vmcs.js';
@@ -73,6 +73,8 @@ export interface NestedExitContext {
   readonly l2: CpuState;
   /** Emulated preemption-timer deadline (null when vmcs12 does not use the timer). */
   readonly preemptionDeadline: bigint | null;
+  /** L1's architectural CR0 at the emulated entry (the CR0 bits VM entry does not load, see syncVmcs02ToVmcs12). */
+  readonly l1Cr0AtEntry: bigint;
 }
 
 /** §7: the nested VM exit for `exit` (already decided: reflected or synthesized). */
@@ -81,7 +83,7 @@ export function nestedVmExit(l0: L0, exit: NestedExitInfo, rule: string, ctx: Ne
   if (!cur) throw new Error('turtles bug: nested VM exit without a current vmcs12');
   const synced = l0.parts.syncGuestState(l0.vmcs02, cur.vmcs, ctx.l2, {
     profile: l0.profile, model: l0.l1Model, nestedRunPending: false, preemptionDeadline: ctx.preemptionDeadline,
-    l1Tsc: ctx.l2.tsc, preemptionTimerRate: l0.l1Model.preemptionTimerRate,
+    l1Tsc: ctx.l2.tsc, preemptionTimerRate: l0.l1Model.preemptionTimerRate, l1Cr0AtEntry: ctx.l1Cr0AtEntry,
   });
   const info = l0.parts.writeExitInfo(synced.vmcs12, exit, null, l0.profile);
   cur.vmcs.copyFrom(info.vmcs12);
@@ -89,10 +91,17 @@ export function nestedVmExit(l0: L0, exit: NestedExitInfo, rule: string, ctx: Ne
   l0.record({ kind: 'exit-to-l1', step: l0.step, exit, rule });
   l0.state.guestMode = false;
   const v12 = cur.vmcs;
-  const store = storeMsrList(l0.l1Port, v12.get(Field.VM_EXIT_MSR_STORE_ADDR), v12.lo(Field.VM_EXIT_MSR_STORE_COUNT), ctx.l2, l0.msrRules);
-  if (!store.ok) return abort(l0, 1);
+  // The VPID-0 flush of the exit is done before the MSR store: a store failure (VMX abort) must not skip it. KVM also
+  // flushes after its abort (it goes on to load L1's host state, then triple-faults L1); after an SDM abort the CPU
+  // is in shutdown and the extra flush is an over-invalidation nothing can observe (linear mappings only).
   const flush = l0.parts.vpidOnExit(v12.lo(Field.CPU_BASED_VM_EXEC_CONTROL), v12.lo(Field.SECONDARY_VM_EXEC_CONTROL), 1, l0.state.vpid02);
   l0.record({ kind: 'vpid-flush', step: l0.step, flush, cause: 'nested VM exit' });
+  // N13 (kvm.msr-store-x2apic-only-when-enabled): KVM refuses x2APIC-range MSRs in the store list only while the vCPU
+  // (L1's APIC base, shared with L2) has x2APIC enabled; otherwise its RDMSR decides. SDM 27.4 refuses them always.
+  const x2apicOn = ((ctx.l2.msr(Msr.IA32_APIC_BASE) >> 10n) & 3n) === 3n;
+  const rejectX2apic = x2apicOn || !l0.profile.deviations.has(Deviation.MSR_STORE_X2APIC_ONLY_WHEN_ENABLED);
+  const store = storeMsrList(l0.l1Port, v12.get(Field.VM_EXIT_MSR_STORE_ADDR), v12.lo(Field.VM_EXIT_MSR_STORE_COUNT), ctx.l2, l0.msrRules, rejectX2apic);
+  if (!store.ok) return abort(l0, 1);
   const virtualNmis = (v12.lo(Field.PIN_BASED_VM_EXEC_CONTROL) & Pin.VIRTUAL_NMIS) !== 0;
   const intr = (ctx.l2.interruptibility & 0x4) | (!virtualNmis ? ctx.l2.interruptibility & 0x8 : 0);
   // The processor state the host-state load starts from is L2's architectural one: CR0/CR4 as a CPU running vmcs12

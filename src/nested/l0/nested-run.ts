@@ -9,34 +9,47 @@ import { ExitCtl, Pin, Primary, Secondary } from '../../cpu/generated/controls.j
 import { ExitReason } from '../../cpu/generated/exit-reasons.js';
 import { Field } from '../../cpu/generated/vmcs-fields.js';
 import type { Interpreter } from '../../cpu/interp/interpreter.js';
-import { EptGuestMemory } from '../../cpu/interp/guest-memory.js';
+import type { EptGuestMemory } from '../../cpu/interp/guest-memory.js';
+import { CachedEptGuestMemory } from '../../cpu/machine/ept-guest-memory.js';
 import { makeNonRootRuntime, type NonRootRuntime } from '../../cpu/interp/runtime.js';
 import type { EventRecord } from '../../cpu/interp/types.js';
 import type { L1LaunchResult } from '../../cpu/l1/machine.js';
 import { l2StateDetail, eventText } from '../../cpu/l1/observe.js';
 import { ExternalEvents, GuestMemoryPort, runGuestUntilExit, type GuestEntry, type GuestRunResult } from '../../cpu/machine/run-guest.js';
 import { assignCpuState } from '../../cpu/machine/l1-memory.js';
-import type { NonRootEnv } from '../../cpu/nonroot/controls.js';
+import { readNonRootControls, type NonRootEnv } from '../../cpu/nonroot/controls.js';
+import { makeVirtualApic } from '../../cpu/apic/virtual-apic.js';
 import type { NonRootExit } from '../../cpu/nonroot/types.js';
 import { CpuState, Msr } from '../../cpu/state.js';
 import { bit } from '../../cpu/u64.js';
 import type { Vmcs } from '../../cpu/vmcs.js';
 import { loadGuestState, secondaryControls } from '../../cpu/vmx/guest-state.js';
-import { loadMsrList } from '../../cpu/vmx/msr-list.js';
+import { loadMsrList, msrLoadRejection, readMsrEntry, writeMsr } from '../../cpu/vmx/msr-list.js';
+import type { EntryVerdict } from '../../cpu/vmx/entry-port.js';
+import { ENTRY_CHECKS } from '../../cpu/generated/entry-checks.js';
 import { readPhys } from '../../cpu/vmx/physical.js';
 import { mergeMsrBitmap, nestedMsrPassthrough } from '../msr-bitmap.js';
 import { defaultL0MergeInputs } from '../merge/l0-inputs.js';
 import type { L0MergeInputs } from '../merge/types.js';
-import { preemptionDeadline, vmcs12UsesPreemptionTimer } from '../preemption-timer.js';
+import { preemptionDeadline, preemptionTicksLeft, vmcs12UsesPreemptionTimer } from '../preemption-timer.js';
 import type { VpidPlan } from '../vpid.js';
 import { controlWord } from '../reflect/control-bits.js';
 import { quietL0Policy, type HardwareExit, type ReflectionContext } from '../reflect/types.js';
 import { ept12Role } from '../ept02/ept02.js';
 import type { Ept02Role } from '../ept02/types.js';
+import { emulationApic } from '../features/apic12.js';
+import { shadowPdptesForEntry } from '../features/pdpte.js';
+import { pml12Enabled, pml12Gate } from '../features/pml12.js';
+import { configureL2Smm } from '../features/smm12.js';
+import type { PageModificationLog } from '../../cpu/ept/pml.js';
 import { expectSucceed, L0Layout, copyUnswitched, writeGuest } from './hardware.js';
 import type { L0 } from './l0.js';
 import { exitInfoFromHardware, nestedEntryFailure, nestedVmExit, type ExitToL1 } from './nested-exit.js';
 import { handleL0Exit, type HandlerVerdict } from './l2-handlers.js';
+import { Deviation } from '../profile.js';
+
+/** Catalogue checks KVM leaves to the hardware entry of vmcs02 (reference §3.3 HW rows): VMfail or exit 33 ones. */
+const LEFT_TO_HARDWARE = new Set(ENTRY_CHECKS.filter((c) => c.kvm === 'HW' && c.class !== 'exit-34').map((c) => c.id));
 
 /** What the emulated VMLAUNCH/VMRESUME produced, for the machine's observations. */
 export interface LaunchReport {
@@ -79,6 +92,10 @@ export class NestedRunner {
   /** Events delivered through L2's IDT since the emulated entry (O4). */
   readonly delivered: EventRecord[] = [];
   pdptes: readonly bigint[] | undefined;
+  /** vmcs12's page-modification log, kept by L0's walks of EPT12 (features/pml12.ts). */
+  readonly pml12: PageModificationLog;
+  /** The PDPTEs the emulated entry loaded from L1 memory for a PAE L2 without EPT12 (features/pdpte.ts). */
+  shadowPdptes: readonly bigint[] | null = null;
   /** L1's state at the emulated entry (what L2 inherits, and what the merge calls "L1's"). */
   l1AtEntry = new CpuState();
   budgetLeft = 0;
@@ -117,10 +134,12 @@ export class NestedRunner {
     this.budgetLeft = o.budget;
     this.budget = o.budget;
     const hw = l0.hw;
-    this.memory = new EptGuestMemory(this.l2, hw.memory, () => {
+    // Exact translation cache (dropped on any write to a page its walks read, an EPT02 root or paging-control change).
+    this.memory = new CachedEptGuestMemory(this.l2, hw.memory, () => {
       if (!this.currentEpt02) throw new Error('turtles bug: L2 memory used without an EPT02 root');
       return this.currentEpt02;
-    }, { maxPhysAddr: l0.l1Model.maxPhysAddr, pdptes: () => this.pdptes });
+    }, { maxPhysAddr: l0.l1Model.maxPhysAddr, pdptes: () => this.pdptes, apicPage: () => this.interp.nonRoot?.apic });
+    this.pml12 = pml12Gate(() => l0.state.vmcs12, l0.l1Port);
     this.hostEnv = { readPhysByte: (a) => Number(readPhys(hw.port, a, 1)), insOutsInfo: bit(hw.host.msr('IA32_VMX_BASIC'), 54) };
   }
 
@@ -148,6 +167,9 @@ export class NestedRunner {
       cpu: model, hostIa32e: l1.ia32e, readPhys: (a, s) => readPhys(l0.l1Port, a, s), wrmsrFaults: l0.msrRules.wrmsrFaults,
       x2apicEnabled: ((l1.msr(Msr.IA32_APIC_BASE) >> 10n) & 3n) === 3n, inSmm: false, currentVmptr: cur.ptr,
     });
+    if (verdict.kind !== 'pass' && LEFT_TO_HARDWARE.has(verdict.checkId) && l0.profile.deviations.has(Deviation.LATE_HARDWARE_ENTRY_CHECKS)) {
+      return this.lateHardwareCheck(v12, l1, verdict);
+    }
     if (verdict.kind === 'vmfail') {
       l0.record({ kind: 'nested-entry-check', step: l0.step, checkId: verdict.checkId, outcome: verdict.error === 7 ? 'vmfail-7' : 'vmfail-8' });
       return { result: l0.complete(l1, l0.emu.failValid(verdict.error)), exitToL1: false, failedCheck: verdict.checkId };
@@ -171,6 +193,7 @@ export class NestedRunner {
     l0.state.guestMode = true;
     l0.state.nestedRunPending = true;
     this.l1AtEntry = l1.clone();
+    this.shadowPdptes = shadowPdptesForEntry(v12, loaded);
     this.delivered.length = 0;
     this.budgetLeft = this.budget;
     this.reinjection = null;
@@ -187,6 +210,31 @@ export class NestedRunner {
       : null;
     this.msrBitmap02 = this.buildMsrBitmap02(v12);
     return this.runL2(plan.vpid);
+  }
+
+  /**
+   * N8 (kvm.late-hardware-entry-checks, reference §3.5): KVM loads vmcs12's guest state and its VM-entry MSR-load list
+   * before the hardware entry of vmcs02 finds `verdict`'s check. An MSR-list failure is therefore reported first (exit
+   * 34); exit 33 leaves the listed MSRs loaded; a VMfail is error 7 and the unwind to L1 re-applies only the exit-list
+   * MSRs the entry list also names. Only the first failing check is known: a later check KVM does in software is not.
+   */
+  private lateHardwareCheck(v12: Vmcs, l1: CpuState, verdict: Exclude<EntryVerdict, { kind: 'pass' }>): LaunchReport {
+    const l0 = this.l0;
+    const entryList = { base: v12.get(Field.VM_ENTRY_MSR_LOAD_ADDR), count: v12.lo(Field.VM_ENTRY_MSR_LOAD_COUNT) };
+    l0.record({ kind: 'l0-internal', step: l0.step, what: `check ${verdict.checkId} left to the hardware entry of vmcs02 (after the MSR-load list)` });
+    const loaded = loadGuestState(v12, l0.l1Model, l0.l1Port, l1);
+    const msr = loadMsrList(l0.l1Port, entryList.base, entryList.count, loaded.guest, l0.msrRules);
+    if (!msr.ok) return this.report(nestedEntryFailure(l0, 34, BigInt(msr.index), loaded.guest, l1), undefined);
+    if (verdict.kind === 'entry-failure') return this.report(nestedEntryFailure(l0, verdict.exitReason, verdict.qualification, loaded.guest, l1), verdict.checkId);
+    const back = l1.clone();
+    loadMsrList(l0.l1Port, entryList.base, entryList.count, back, l0.msrRules);
+    const listed = new Set(Array.from({ length: Math.min(entryList.count, l0.msrRules.maxEntries) }, (_, i) => readMsrEntry(l0.l1Port, entryList.base, i).index));
+    const exitBase = v12.get(Field.VM_EXIT_MSR_LOAD_ADDR);
+    for (let i = 0; i < Math.min(v12.lo(Field.VM_EXIT_MSR_LOAD_COUNT), l0.msrRules.maxEntries); i++) {
+      const e = readMsrEntry(l0.l1Port, exitBase, i);
+      if (listed.has(e.index) && msrLoadRejection(e, l0.msrRules) === undefined) writeMsr(back, e.index, e.value);
+    }
+    return { result: l0.complete(back, l0.emu.failValid(7)), exitToL1: false, failedCheck: verdict.checkId };
   }
 
   private report(e: ExitToL1, failedCheck: string | undefined): LaunchReport {
@@ -224,6 +272,8 @@ export class NestedRunner {
     this.role = ept12Role(eptp, mbec);
     const h = ept12Handle({ eptp, config: eptConfig(eptCapabilities(this.l0.l1Model), { modeBasedExecute: mbec, rmwSetsRead: this.l0.rmwSetsRead }), tables: this.l0.l1Mem });
     if (!h.ok) throw new Error(`turtles bug: vmcs12 EPTP passed the entry checks but not EPT12 validation: ${h.error.message}`);
+    this.pml12.enabled = pml12Enabled(v12);
+    this.pml12.reset();
     this.ept12 = h.ept;
   }
 
@@ -241,9 +291,10 @@ export class NestedRunner {
       apicAccessPage: this.hostPage(v12.get(Field.APIC_ACCESS_ADDR)),
       postedIntrDesc: this.hostPage(v12.get(Field.POSTED_INTR_DESC_ADDR)),
       unbackedPage: L0Layout.UNBACKED_PAGE,
+      shadowPdptrs: real ? this.shadowPdptes : null,
       l1: {
         dr7: l1.dr[7]!, debugctl: l1.msr(Msr.IA32_DEBUGCTL), pat: l1.msr(Msr.IA32_PAT), efer: l1.efer,
-        bndcfgs: l1.msr(Msr.IA32_BNDCFGS), perfGlobalCtrl: l1.msr(Msr.IA32_PERF_GLOBAL_CTRL),
+        bndcfgs: l1.msr(Msr.IA32_BNDCFGS), perfGlobalCtrl: l1.msr(Msr.IA32_PERF_GLOBAL_CTRL), cr0: l1.cr0,
       },
       reinjection: real ? null : this.reinjection,
     });
@@ -367,11 +418,21 @@ export class NestedRunner {
    * (runs are cut where the timer can first expire, so the exit comes at the boundary the reference takes it).
    */
   private runGuest(entry: GuestEntry): RunOutcome {
-    const runtime = makeNonRootRuntime(this.l0.vmcs02, this.hostEnv, {
-      preemptionTimerRate: this.l0.hw.host.preemptionTimerRate,
-      writePhysByte: (a, v) => this.l0.hw.port.write(a, 1, BigInt(v & 0xff)),
-      shadowVmcs: null,
+    const vmcs02 = this.l0.vmcs02;
+    const hwPort = this.l0.hw.port;
+    // The hardware's APIC virtualization under vmcs02 (host-physical APIC-access and virtual-APIC pages).
+    const apic = makeVirtualApic(vmcs02, readNonRootControls(vmcs02), {
+      readPhys32: (a) => Number(readPhys(hwPort, a, 4)),
+      writePhys32: (a, v) => hwPort.write(a, 4, BigInt(v >>> 0)),
+      saveGuestInterruptStatus: (v) => vmcs02.set(Field.GUEST_INTR_STATUS, BigInt(v & 0xffff)),
     });
+    const runtime = makeNonRootRuntime(vmcs02, this.hostEnv, {
+      preemptionTimerRate: this.l0.hw.host.preemptionTimerRate,
+      writePhysByte: (a, v) => hwPort.write(a, 1, BigInt(v & 0xff)),
+      shadowVmcs: null,
+      apic,
+    });
+    configureL2Smm(this.interp.signals, this.l0.profile);
     const base = { interp: this.interp, runtime, guest: this.l2, port: this.port, memory: this.memory, events: this.events };
     const batch: EventRecord[] = [];
     if (entry.injected || entry.pendingMtf) {
@@ -393,13 +454,13 @@ export class NestedRunner {
         this.suppressMtfAfterInjection = false;
       }
     }
-    const rate = BigInt(this.l0.l1Model.preemptionTimerRate);
+    const rate = this.l0.l1Model.preemptionTimerRate;
     for (;;) {
       const mtf = this.interp.aux.mtfPending;
       let chunk = this.budgetLeft;
       if (this.deadline !== null) {
-        const left = (this.deadline << rate) - this.l2.tsc;
-        if (left <= 0n) {
+        const left = preemptionTicksLeft(this.deadline, this.l2.tsc, rate);
+        if (left === 0n) {
           // MTF and a pending debug trap come before the timer at an instruction boundary (SDM 6.9 / 25.2).
           if (!mtf && this.interp.aux.pendingDebugTrap === 0) return { kind: 'timer' };
           chunk = Math.min(chunk, 1);
@@ -450,7 +511,7 @@ export class NestedRunner {
       }),
       delivered: this.delivered.map(eventText),
     };
-    const e = nestedVmExit(this.l0, exit, rule, { l2: this.l2, preemptionDeadline: this.deadline });
+    const e = nestedVmExit(this.l0, exit, rule, { l2: this.l2, preemptionDeadline: this.deadline, l1Cr0AtEntry: this.l1AtEntry.cr0 });
     this.deadline = null;
     return { result: e.result, exitToL1: e.resumed, l2 };
   }
@@ -493,12 +554,14 @@ export class NestedRunner {
     return makeNonRootRuntime(v12, env, {
       preemptionTimerRate: model.preemptionTimerRate,
       writePhysByte: (a, v) => l0.l1Port.write(a, 1, BigInt(v & 0xff)),
+      // vmcs12's APIC-access page as the emulated access sees it (after EPT02 translation, SDM 29.4).
+      apic: emulationApic(v12, l0.vmcs02, l0.hw.port),
       shadowVmcs: shadow === null ? null : {
-        read: (e) => (model.fieldSupported(e) ? shadow.get(e) : undefined),
+        // Field existence as for L1's own VMREAD/VMWRITE (kvm N24 lets every vmcs12 field through).
+        read: (e) => (l0.emu.fieldExists(e) ? shadow.get(e) : undefined),
         write: (e, v) => {
-          if (!model.fieldSupported(e)) return 12;
-          const def = l0.emu.facts.fields.get(e);
-          if (def === true && !model.vmwriteAnyField) return 13;
+          if (!l0.emu.fieldExists(e)) return 12;
+          if (l0.emu.readOnlyField(e) && !model.vmwriteAnyField) return 13;
           shadow.set(e, v);
           return 'ok';
         },

@@ -18,13 +18,13 @@ import { ObservingL1Machine } from '../../cpu/machine/observing-machine.js';
 import { ExternalEvents, GuestMemoryPort, type ScheduledEvent } from '../../cpu/machine/run-guest.js';
 import type { PhysicalMemory } from '../../cpu/memory.js';
 import { ExitReason } from '../../cpu/generated/exit-reasons.js';
-import type { CpuState } from '../../cpu/state.js';
+import { Msr, type CpuState } from '../../cpu/state.js';
 import type { Vmcs } from '../../cpu/vmcs.js';
-import { sdmProfile, type L0Profile } from '../profile.js';
+import { Deviation, sdmProfile, type L0Profile } from '../profile.js';
 import { auditEpt02, walkNested, type Ept02AuditIssue, type NestedWalk } from '../ept02/inspect.js';
 import type { Ept02Leaf } from '../ept02/types.js';
 import type { Ept01Policy } from '../ept02/ept01.js';
-import { L0 } from '../l0/l0.js';
+import { L0, type L0MsrFilter } from '../l0/l0.js';
 import { L1MemoryInverse } from '../l0/l1-port.js';
 import { NestedRunner } from '../l0/nested-run.js';
 import { defaultL0Parts, type L0Parts } from '../l0/parts.js';
@@ -55,6 +55,8 @@ export interface NestedMachineOptions {
   readonly ept01Policy?: Ept01Policy;
   /** Hardware VMCS shadowing for L1 (default true when the host supports it). */
   readonly shadowVmcs?: boolean;
+  /** The VMM's userspace MSR filter (used only by the kvm.msr-access-filter deviation). */
+  readonly msrFilter?: L0MsrFilter;
 }
 
 /**
@@ -89,6 +91,7 @@ export class NestedMachine extends ObservingL1Machine implements L1Machine {
       ...(opts.ept01Policy ? { ept01Policy: opts.ept01Policy } : {}),
       ...(opts.shadowVmcs !== undefined ? { shadowVmcs: opts.shadowVmcs } : {}),
       ...(opts.records ? { records: opts.records } : {}),
+      ...(opts.msrFilter ? { msrFilter: opts.msrFilter } : {}),
     });
     if (opts.memory) {
       for (const page of opts.memory.pageNumbers()) {
@@ -212,8 +215,11 @@ export class NestedMachine extends ObservingL1Machine implements L1Machine {
 
   wrmsr(index: number, value: bigint): void {
     this.begin();
-    // vmcs01's MSR bitmap lets every write through: it lands in L1's state.
-    this.l0.l1.setMsr(index >>> 0, BigInt.asUintN(64, value));
+    // vmcs01's MSR bitmap lets every write through: it lands in L1's state. Except IA32_DEBUGCTL, which KVM intercepts
+    // and whose LBR/BTF bits (1:0) it drops (kvm N12).
+    let v = BigInt.asUintN(64, value);
+    if (index >>> 0 === Msr.IA32_DEBUGCTL && this.l0.profile.deviations.has(Deviation.DEBUGCTL_BITS_DROPPED)) v &= ~0b11n;
+    this.l0.l1.setMsr(index >>> 0, v);
   }
 
   setGpr(index: number, value: bigint): void {
@@ -272,7 +278,7 @@ export class NestedMachine extends ObservingL1Machine implements L1Machine {
   }
 
   protected l1Rflags(): bigint {
-    return this.currentL1().rflags;
+    return this.liveL1().rflags;
   }
 
   /** L1's architectural state (a copy while L1 runs: CR0 from the hardware and vmcs01's read shadow). */
@@ -288,8 +294,19 @@ export class NestedMachine extends ObservingL1Machine implements L1Machine {
     throw new Error('turtles bug: L1 state unavailable');
   }
 
+  /**
+   * L1's state for reading RFLAGS or the operating mode only (which the architectural-CR0 view does not change): the
+   * live state while L1 runs, without the copy currentL1 makes. The copy currentL1 keeps is read only once L1 stopped
+   * running, and every such stop (a shutdown in enter) sets it itself, so skipping it here changes no result.
+   */
+  private liveL1(): CpuState {
+    const cpu = this.l0.hw.cpu;
+    if (!this.l0.state.guestMode && cpu.nonRoot && cpu.guest) return this.l0.l1;
+    return this.currentL1();
+  }
+
   private operandBits(): 32 | 64 {
-    return this.currentL1().longMode64 ? 64 : 32;
+    return this.liveL1().longMode64 ? 64 : 32;
   }
 
   private enter(launch: boolean): L1LaunchResult {

@@ -33,7 +33,7 @@ export function defaultL0MergeInputs(vmcs01: Vmcs, overrides: Partial<L0MergeInp
     postedIntrDesc: null,
     unbackedPage: 0n,
     postedIntrNv02: 0xf1,
-    l1: { dr7: 0x400n, debugctl: 0n, pat: 0x0007_0406_0007_0406n, efer: 0xd01n, bndcfgs: 0n, perfGlobalCtrl: 0n },
+    l1: { dr7: 0x400n, debugctl: 0n, pat: 0x0007_0406_0007_0406n, efer: 0xd01n, bndcfgs: 0n, perfGlobalCtrl: 0n, cr0: 0x8000_0031n },
     preemptionTimer02: 0,
     enclsBitmap01: 0n,
     emulatesUmip: false,

@@ -4,14 +4,14 @@
 // Reference: nested-vmx.md §5.1–5.7 (KVM prepare_vmcs02*); SDM 24 (VMCS layout), 26.2–26.3 (what entry checks need).
 import { Field } from '../../cpu/generated/vmcs-fields.js';
 import { Pin, Secondary } from '../../cpu/generated/controls.js';
-import { slotFields, Vmcs } from '../../cpu/vmcs.js';
+import { slotFields, slotOf, Vmcs } from '../../cpu/vmcs.js';
 import type { VmcsFieldDef } from '../../cpu/generated/vmcs-fields.js';
 import { Deviation, type L0Profile } from '../profile.js';
 import { CONTROL_RULES, effectiveSecondary } from './rules-controls.js';
 import { GUEST_RULES } from './rules-guest.js';
 import { InputLookup, type MergeEnv, type MergeRuleImpl } from './rule-kit.js';
 import { ProvenanceWriter } from './provenance.js';
-import type { L0MergeInputs, MergeIssue, MergeResult } from './types.js';
+import type { FieldProvenance, L0MergeInputs, MergeIssue, MergeResult, ProvenanceInput } from './types.js';
 
 /** Rule for read-only (exit-information) fields: the merge does not write them. */
 export const EXIT_INFO_RULE = 'merge.exit-info-not-written';
@@ -78,18 +78,67 @@ export const MERGE_RULES: ReadonlyMap<string, MergeRuleImpl> = new Map([...CONTR
 /** Fields merged before the rest because later rules read them (EFER feeds the entry/exit controls). */
 const FIRST: readonly number[] = [Field.GUEST_IA32_EFER, Field.PIN_BASED_VM_EXEC_CONTROL, Field.CPU_BASED_VM_EXEC_CONTROL, Field.SECONDARY_VM_EXEC_CONTROL];
 
+interface MergeStep {
+  readonly field: VmcsFieldDef;
+  readonly id: string;
+  readonly rule: MergeRuleImpl;
+}
+
+/** Every written field with its rule, in merge order: computed once (the field table and the rules are fixed). */
+const MERGE_STEPS: readonly MergeStep[] = (() => {
+  const order = [...FIRST.map((e) => slotFields().find((f) => f.encoding === e)!), ...slotFields().filter((f) => !FIRST.includes(f.encoding))];
+  const steps: MergeStep[] = [];
+  for (const field of order) {
+    const id = FIELD_RULES.get(field.name)!;
+    if (id === EXIT_INFO_RULE) continue;
+    const rule = MERGE_RULES.get(id);
+    if (!rule) throw new Error(`turtles bug: merge rule ${id} has no implementation`);
+    steps.push({ field, id, rule });
+  }
+  return steps;
+})();
+
+/**
+ * The record each step produced last time. A rule's value is a function of its recorded inputs alone (rule-kit), so when
+ * a step gathers exactly the inputs it gathered before, the earlier record (value and provenance) is the answer: most
+ * fields keep their inputs from one L2 entry to the next. A pure cache: it never changes what a merge returns.
+ */
+const lastRecord: (FieldProvenance | undefined)[] = new Array(MERGE_STEPS.length).fill(undefined);
+/** The VMCS words of each last record's value (bits 31:0, 63:32) and its slot, so a reuse stores without bigint work. */
+const lastLow = new Uint32Array(MERGE_STEPS.length);
+const lastHigh = new Uint32Array(MERGE_STEPS.length);
+const STEP_SLOT = Int32Array.from(MERGE_STEPS, (s) => slotOf(s.field.encoding));
+
+function sameInputs(a: readonly ProvenanceInput[], b: readonly ProvenanceInput[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) {
+    const x = a[k]!;
+    const y = b[k]!;
+    if (x.value !== y.value || x.from !== y.from || x.field !== y.field) return false;
+  }
+  return true;
+}
+
 export function mergeVmcs02(vmcs01: Vmcs, vmcs12: Vmcs, l0: L0MergeInputs, profile: L0Profile): MergeResult {
   const vmcs02 = new Vmcs();
   const env: MergeEnv = { vmcs01, vmcs12, l0, profile, merged: vmcs02 };
   const w = new ProvenanceWriter(vmcs02);
-  const order = [...FIRST.map((e) => slotFields().find((f) => f.encoding === e)!), ...slotFields().filter((f) => !FIRST.includes(f.encoding))];
-  for (const f of order) {
-    const id = FIELD_RULES.get(f.name)!;
-    if (id === EXIT_INFO_RULE) continue;
-    const rule = MERGE_RULES.get(id);
-    if (!rule) throw new Error(`turtles bug: merge rule ${id} has no implementation`);
-    const inputs = rule.gather(env, f);
-    w.write(f.encoding, id, inputs, rule.compute(new InputLookup(inputs), f));
+  for (let k = 0; k < MERGE_STEPS.length; k++) {
+    const { field, id, rule } = MERGE_STEPS[k]!;
+    const inputs = rule.gather(env, field);
+    const last = lastRecord[k];
+    if (last !== undefined && sameInputs(last.inputs, inputs)) {
+      w.reuse(last, STEP_SLOT[k]!, lastLow[k]!, lastHigh[k]!);
+      continue;
+    }
+    w.write(field.encoding, id, inputs, rule.compute(new InputLookup(inputs), field));
+    // Frozen: the record may be handed out again by later merges, so nobody may change it in place.
+    const record = w.provenance[w.provenance.length - 1]!;
+    for (const x of inputs) Object.freeze(x);
+    Object.freeze(inputs);
+    lastRecord[k] = Object.freeze(record);
+    lastLow[k] = vmcs02.words[2 * STEP_SLOT[k]!]!;
+    lastHigh[k] = vmcs02.words[2 * STEP_SLOT[k]! + 1]!;
   }
   return { vmcs02, provenance: w.provenance, issues: kvmIssues(vmcs12, vmcs02, l0, profile) };
 }

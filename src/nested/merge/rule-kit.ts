@@ -16,18 +16,28 @@ export interface MergeEnv {
   readonly merged: Vmcs;
 }
 
-/** Looks up recorded inputs by "from.field" (e.g. "vmcs12.GUEST_CR0", "L0.realEntry", "L0.merged.CPU_BASED_VM_EXEC_CONTROL"). */
+/**
+ * Looks up recorded inputs by "from.field" (e.g. "vmcs12.GUEST_CR0", "L0.realEntry", "L0.merged.CPU_BASED_VM_EXEC_CONTROL").
+ * A rule records a handful of inputs, so a backward scan (the last recording of a key wins) is cheaper than building a
+ * keyed map for every merged field.
+ */
 export class InputLookup {
-  private readonly map = new Map<string, bigint>();
+  constructor(private readonly inputs: readonly ProvenanceInput[]) {}
 
-  constructor(inputs: readonly ProvenanceInput[]) {
-    for (const i of inputs) this.map.set(`${i.from}.${i.field ?? ''}`, i.value);
+  private find(key: string): ProvenanceInput | undefined {
+    for (let k = this.inputs.length - 1; k >= 0; k--) {
+      const i = this.inputs[k]!;
+      const field = i.field ?? '';
+      const fromLength = i.from.length;
+      if (key.length === fromLength + 1 + field.length && key.charCodeAt(fromLength) === 46 && key.startsWith(i.from) && key.endsWith(field)) return i;
+    }
+    return undefined;
   }
 
   get(key: string): bigint {
-    const v = this.map.get(key);
+    const v = this.find(key);
     if (v === undefined) throw new Error(`turtles bug: merge rule reads ${key}, which it did not record`);
-    return v;
+    return v.value;
   }
 
   /** A 32-bit control word as a number. */
@@ -40,7 +50,7 @@ export class InputLookup {
   }
 
   has(key: string): boolean {
-    return this.map.has(key);
+    return this.find(key) !== undefined;
   }
 }
 

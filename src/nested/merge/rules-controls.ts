@@ -84,8 +84,9 @@ const SECONDARY: MergeRuleImpl = {
     const c12 = sec(inp, 'vmcs12');
     // EPT and VPID are L0's (EPT02 / vpid02 regardless of vmcs12); the APIC-virtualization family only from vmcs12.
     let s = (c01 & ~SECONDARY_FROM_VMCS12_ONLY) | (c12 & ~(Secondary.ENABLE_EPT | Secondary.ENABLE_VPID));
-    // PML and VMCS shadowing for L2 are emulated in software (N17; VMCS_LINK_POINTER is -1).
-    s &= ~(Secondary.ENABLE_PML | Secondary.VMCS_SHADOWING);
+    // PML, VMCS shadowing and EPT-violation #VE for L2 are emulated in software (N17; VMCS_LINK_POINTER is -1; the
+    // VE area is L1's, and EPT02 violations are L0's): features/pml12.ts, features/ve12.ts.
+    s &= ~(Secondary.ENABLE_PML | Secondary.VMCS_SHADOWING | Secondary.EPT_VIOLATION_VE);
     if (!(c12 & Secondary.UNRESTRICTED_GUEST)) s &= ~Secondary.UNRESTRICTED_GUEST;
     if (inp.flag('L0.emulatesUmip') && (inp.get('vmcs12.GUEST_CR4') & Cr4.UMIP) !== 0n) s |= Secondary.DESCRIPTOR_TABLE_EXITING;
     return BigInt(s >>> 0);
@@ -107,10 +108,16 @@ const ENTRY: MergeRuleImpl = {
 
 const EXIT: MergeRuleImpl = {
   id: 'merge.exit-controls',
-  gather: (env) => [in01(env, F.VM_EXIT_CONTROLS), inMerged(env, F.GUEST_IA32_EFER), { from: 'L0', field: 'host.HOST_IA32_EFER', value: env.l0.host.get(F.HOST_IA32_EFER) }],
+  gather: (env) => [
+    in01(env, F.VM_EXIT_CONTROLS), inMerged(env, F.GUEST_IA32_EFER), { from: 'L0', field: 'host.HOST_IA32_EFER', value: env.l0.host.get(F.HOST_IA32_EFER) },
+    inMerged(env, F.PIN_BASED_VM_EXEC_CONTROL),
+  ],
   compute: (inp) => {
     // Exits from vmcs02 always go to L0, so its exit controls are L0's; EFER is switched only when it differs.
     let x = inp.n('vmcs01.VM_EXIT_CONTROLS') & ~ExitCtl.LOAD_IA32_EFER;
+    // Posted-interrupt processing requires "acknowledge interrupt on exit" (SDM 26.2.1.1); KVM's vmcs01 always has it.
+    // vmcs12 must have it too, so the vector the hardware acknowledges is the one L1's exit reports (§6.4).
+    if (inp.n('L0.merged.PIN_BASED_VM_EXEC_CONTROL') & Pin.PROCESS_POSTED_INTERRUPTS) x |= ExitCtl.ACKNOWLEDGE_INTERRUPT_ON_EXIT;
     if (inp.get('L0.merged.GUEST_IA32_EFER') !== inp.get('L0.host.HOST_IA32_EFER')) x |= ExitCtl.LOAD_IA32_EFER;
     return BigInt(x >>> 0);
   },

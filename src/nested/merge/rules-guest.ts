@@ -40,16 +40,29 @@ function guestCrRule(id: string, cr: 0 | 4): MergeRuleImpl {
   };
 }
 
+/** CR0 bits VM entry never loads from the GUEST_CR0 field: ET, reserved 15:6, 17, 28:19, NW, CD (SDM 26.3.2.1). */
+const CR0_NOT_LOADED_BY_ENTRY = 0x10n | 0xffc0n | (1n << 17n) | 0x1ff8_0000n | (1n << 29n) | (1n << 30n);
+
 function readShadowRule(id: string, cr: 0 | 4): MergeRuleImpl {
   const [g, m, s] = cr === 0 ? [F.GUEST_CR0, F.CR0_GUEST_HOST_MASK, F.CR0_READ_SHADOW] : [F.GUEST_CR4, F.CR4_GUEST_HOST_MASK, F.CR4_READ_SHADOW];
   const shadowName = `CR${cr}_READ_SHADOW`;
+  const l1Cr0 = cr === 0;
   return {
     id,
-    gather: (env) => (env.l0.realEntry ? [realEntry(env), in12(env, g), in12(env, m), in12(env, s)] : [realEntry(env), inGuest(env, s)]),
-    compute: (inp) =>
-      inp.flag('L0.realEntry')
-        ? nestedReadCr(inp.get(`vmcs12.GUEST_CR${cr}`), inp.get(`vmcs12.CR${cr}_GUEST_HOST_MASK`), inp.get(`vmcs12.${shadowName}`))
-        : inp.get(`L0.l2Live.${shadowName}`),
+    gather: (env) => (env.l0.realEntry
+      ? [
+        realEntry(env), in12(env, g), in12(env, m), in12(env, s),
+        ...(l1Cr0 ? [inL0('l1.cr0', env.l0.l1.cr0), inL0('profile.guest-cr0-unloaded-bits-from-vmcs12', env.profile.deviations.has(Deviation.GUEST_CR0_UNLOADED_BITS_FROM_VMCS12))] : []),
+      ]
+      : [realEntry(env), inGuest(env, s)]),
+    compute: (inp) => {
+      if (!inp.flag('L0.realEntry')) return inp.get(`L0.l2Live.${shadowName}`);
+      let guest = inp.get(`vmcs12.GUEST_CR${cr}`);
+      // The bits a CPU does not load are L1's (L0 owns CD/NW, so L2 reads them here); KVM reads them from vmcs12
+      // (prepare_vmcs02: CR0_READ_SHADOW = nested_read_cr0(vmcs12)), kvm.guest-cr0-unloaded-bits-from-vmcs12.
+      if (l1Cr0 && !inp.flag('L0.profile.guest-cr0-unloaded-bits-from-vmcs12')) guest = (guest & ~CR0_NOT_LOADED_BY_ENTRY) | (inp.get('L0.l1.cr0') & CR0_NOT_LOADED_BY_ENTRY);
+      return nestedReadCr(guest, inp.get(`vmcs12.CR${cr}_GUEST_HOST_MASK`), inp.get(`vmcs12.${shadowName}`));
+    },
   };
 }
 
@@ -94,6 +107,25 @@ function loadedOrInherited(id: string, encoding: number, control: number, l1Key:
   };
 }
 
+/** IA32_DEBUGCTL LBR (bit 0) and BTF (bit 1): KVM does not emulate them and drops them on writes (N12). */
+const DEBUGCTL_LBR_BTF = 0b11n;
+
+const DEBUGCTL_LOADED_OR_INHERITED = loadedOrInherited('merge.guest-debugctl', F.GUEST_IA32_DEBUGCTL, EntryCtl.LOAD_DEBUG_CONTROLS, 'debugctl');
+
+/** DEBUGCTL as DR7 & co., except that under kvm (N12) the value vmcs12 loads loses LBR/BTF (KVM masks it to what it supports). */
+const GUEST_DEBUGCTL: MergeRuleImpl = {
+  id: 'merge.guest-debugctl',
+  gather: (env, f) => [
+    ...DEBUGCTL_LOADED_OR_INHERITED.gather(env, f),
+    inL0('profile.debugctl-bits-dropped', env.profile.deviations.has(Deviation.DEBUGCTL_BITS_DROPPED)),
+  ],
+  compute: (inp, f) => {
+    const v = DEBUGCTL_LOADED_OR_INHERITED.compute(inp, f);
+    const loaded = inp.flag('L0.realEntry') && (inp.n('vmcs12.VM_ENTRY_CONTROLS') & EntryCtl.LOAD_DEBUG_CONTROLS) !== 0;
+    return loaded && inp.flag('L0.profile.debugctl-bits-dropped') ? v & ~DEBUGCTL_LBR_BTF : v;
+  },
+};
+
 const GUEST_EFER: MergeRuleImpl = {
   id: 'merge.guest-efer',
   gather: (env) => [
@@ -130,7 +162,7 @@ export const GUEST_RULES: readonly MergeRuleImpl[] = [
   GUEST_STATE, guestCrRule('merge.guest-cr0', 0), guestCrRule('merge.guest-cr4', 4), readShadowRule('merge.cr0-read-shadow', 0),
   readShadowRule('merge.cr4-read-shadow', 4), GUEST_CR3, GUEST_PDPTR,
   loadedOrInherited('merge.guest-dr7', F.GUEST_DR7, EntryCtl.LOAD_DEBUG_CONTROLS, 'dr7'),
-  loadedOrInherited('merge.guest-debugctl', F.GUEST_IA32_DEBUGCTL, EntryCtl.LOAD_DEBUG_CONTROLS, 'debugctl'),
+  GUEST_DEBUGCTL,
   loadedOrInherited('merge.guest-pat', F.GUEST_IA32_PAT, EntryCtl.LOAD_IA32_PAT, 'pat'),
   loadedOrInherited('merge.guest-bndcfgs', F.GUEST_BNDCFGS, EntryCtl.LOAD_IA32_BNDCFGS, 'bndcfgs'),
   loadedOrInherited('merge.guest-perf-global-ctrl', F.GUEST_IA32_PERF_GLOBAL_CTRL, EntryCtl.LOAD_IA32_PERF_GLOBAL_CTRL, 'perfGlobalCtrl'),

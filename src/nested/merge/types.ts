@@ -28,6 +28,8 @@ export interface L1InheritedState {
   readonly efer: bigint;
   readonly bndcfgs: bigint;
   readonly perfGlobalCtrl: bigint;
+  /** L1's architectural CR0: VM entry never loads ET, NW, CD and the reserved bits from GUEST_CR0 (SDM 26.3.2.1), so L2 has L1's. */
+  readonly cr0: bigint;
 }
 
 /** Everything L0 owns or decides that the merge needs besides vmcs01 and vmcs12. */

@@ -9,7 +9,7 @@ import type { CpuModel } from '../../cpu/cpu-model.js';
 import { u64 } from '../../cpu/u64.js';
 import type { Vmcs } from '../../cpu/vmcs.js';
 import { controlWord } from '../reflect/control-bits.js';
-import type { L0Profile } from '../profile.js';
+import { Deviation, type L0Profile } from '../profile.js';
 import { savedPreemptionTimerValue, KVM_PREEMPTION_TIMER_RATE } from '../preemption-timer.js';
 
 export interface SyncContext {
@@ -22,6 +22,11 @@ export interface SyncContext {
   readonly preemptionDeadline: bigint | null;
   readonly l1Tsc: bigint;
   readonly preemptionTimerRate?: number;
+  /**
+   * L1's architectural CR0 at the emulated VM entry: the CD/NW L2 has while L1 owns those bits in vmcs12 (entry never
+   * loads them, SDM 26.3.2.1, and L2 cannot change a bit L1 owns). Omitted: vmcs12's values are kept (three-way rule).
+   */
+  readonly l1Cr0AtEntry?: bigint;
 }
 
 export interface SyncResult {
@@ -36,6 +41,16 @@ const FROM_VMCS02: readonly string[] = [
   'GUEST_GDTR_BASE', 'GUEST_GDTR_LIMIT', 'GUEST_IDTR_BASE', 'GUEST_IDTR_LIMIT', 'GUEST_RSP', 'GUEST_RIP', 'GUEST_RFLAGS',
   'GUEST_SYSENTER_CS', 'GUEST_SYSENTER_ESP', 'GUEST_SYSENTER_EIP', 'GUEST_PENDING_DBG_EXCEPTIONS', 'GUEST_INTERRUPTIBILITY_INFO',
 ];
+
+/**
+ * CR0 bits VM entry never loads (SDM 26.3.2.1) whose hardware value in vmcs02 is L2's on a CPU too: ET and the reserved
+ * bits 15:6, 17, 28:19. NW and CD are not loaded either, but L0 keeps them off in the real CR0 (L1_CR0_OWNED_BY_L0):
+ * where L1 does not own them the three-way rule's read-shadow term holds L2's value (the merge starts it from L1's CR0),
+ * where L1 owns them L2 still has L1's values from the entry. KVM takes all of them from vmcs12 / the read shadow
+ * (vmcs12_guest_cr0), kvm.guest-cr0-unloaded-bits-from-vmcs12.
+ */
+const CR0_NOT_LOADED_BY_ENTRY = Cr0.ET | 0xffc0n | (1n << 17n) | 0x1ff8_0000n;
+const CR0_CD_NW = Cr0.CD | Cr0.NW;
 
 /**
  * The three-way CR rule: bits L2 owned in vmcs02 come from vmcs02's CR; bits L1 traps keep vmcs12's old value (L2 could
@@ -56,7 +71,15 @@ export function syncVmcs02ToVmcs12(vmcs02: Vmcs, vmcs12: Vmcs, l2State: CpuState
   const fieldEnc = (n: string): number => (Field as Record<string, number>)[n]!;
   for (const n of FROM_VMCS02) put(fieldEnc(n), n, vmcs02.get(fieldEnc(n)));
 
-  const cr0 = threeWayCr(vmcs02.get(Field.GUEST_CR0), vmcs02.get(Field.CR0_GUEST_HOST_MASK), vmcs02.get(Field.CR0_READ_SHADOW), vmcs12.get(Field.GUEST_CR0), vmcs12.get(Field.CR0_GUEST_HOST_MASK));
+  const cr0ThreeWay = threeWayCr(vmcs02.get(Field.GUEST_CR0), vmcs02.get(Field.CR0_GUEST_HOST_MASK), vmcs02.get(Field.CR0_READ_SHADOW), vmcs12.get(Field.GUEST_CR0), vmcs12.get(Field.CR0_GUEST_HOST_MASK));
+  // Bits VM entry never loads from the CR0 field are the processor's, and the exit saves them as they are (SDM 26.3.2.1,
+  // 27.3.1): CR0.ET reads 1 even when vmcs12 wrote 0 and L1 owns it, which the three-way rule alone would lose.
+  let cr0 = cr0ThreeWay;
+  if (!ctx.profile.deviations.has(Deviation.GUEST_CR0_UNLOADED_BITS_FROM_VMCS12)) {
+    cr0 = u64((cr0 & ~CR0_NOT_LOADED_BY_ENTRY) | (vmcs02.get(Field.GUEST_CR0) & CR0_NOT_LOADED_BY_ENTRY));
+    const l1Owned = vmcs12.get(Field.CR0_GUEST_HOST_MASK) & CR0_CD_NW;
+    if (ctx.l1Cr0AtEntry !== undefined) cr0 = u64((cr0 & ~l1Owned) | (ctx.l1Cr0AtEntry & l1Owned));
+  }
   const cr4 = threeWayCr(vmcs02.get(Field.GUEST_CR4), vmcs02.get(Field.CR4_GUEST_HOST_MASK), vmcs02.get(Field.CR4_READ_SHADOW), vmcs12.get(Field.GUEST_CR4), vmcs12.get(Field.CR4_GUEST_HOST_MASK));
   put(Field.GUEST_CR0, 'GUEST_CR0', cr0);
   put(Field.GUEST_CR4, 'GUEST_CR4', cr4);

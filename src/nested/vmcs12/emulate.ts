@@ -4,7 +4,7 @@
 // returns effects) or set L1's RFLAGS. Reference: nested-vmx.md §2.1–2.3, §9.3 N9–N11; SDM 30.3, 24.11.
 import type { CpuModel } from '../../cpu/cpu-model.js';
 import { eptCapabilities, validateEptp } from '../../cpu/ept/eptp.js';
-import { Field } from '../../cpu/generated/vmcs-fields.js';
+import { Field, VMCS_FIELDS } from '../../cpu/generated/vmcs-fields.js';
 import { VmError } from '../../cpu/generated/vm-instruction-errors.js';
 import { Cr4, Msr, type CpuState } from '../../cpu/state.js';
 import { U64_MASK, isCanonical } from '../../cpu/u64.js';
@@ -44,6 +44,7 @@ const AR_FIRST = Field.GUEST_ES_AR_BYTES;
 const AR_LAST = Field.GUEST_TR_AR_BYTES;
 /** AR bits KVM keeps on VMWRITE (N10): the architecturally defined ones. */
 const AR_KEEP = 0x1f0ffn;
+const VMCS_FIELD_BY_ENCODING = new Map(VMCS_FIELDS.map((d) => [d.encoding, d]));
 
 /**
  * The emulation engine. `mem` is L1-physical memory (through EPT01); unbacked addresses read as all ones. `l1` is
@@ -221,11 +222,25 @@ export class Vmcs12Emulator {
 
   // ---- VMREAD / VMWRITE --------------------------------------------------------------------------------------------
 
-  /** The encoding when the model supports that field (error 12 otherwise): the same table the processor uses. */
+  /**
+   * The encoding when L1 may VMREAD/VMWRITE that field (error 12 otherwise): the fields a processor with the advertised
+   * model has (the same table the processor uses), or under kvm (N24) every field vmcs12 holds, whatever is offered.
+   */
   supportedField(encoding: bigint): number | undefined {
     if (encoding > 0xffff_ffffn) return undefined;
     const e = Number(encoding);
-    return this.facts.fields.has(e) ? e : undefined;
+    return this.fieldExists(e) ? e : undefined;
+  }
+
+  /** Whether field `e` exists for L1's VMREAD/VMWRITE (also for L2's through an emulated shadow VMCS). */
+  fieldExists(e: number): boolean {
+    if (this.facts.fields.has(e)) return true;
+    return this.profile.deviations.has(Deviation.FIELD_EXISTENCE_IGNORES_FEATURES) && this.model.fieldListed(e);
+  }
+
+  /** A read-only VM-exit information field (VMWRITE needs IA32_VMX_MISC[29]); also for fields outside facts.fields. */
+  readOnlyField(e: number): boolean {
+    return this.facts.fields.get(e) ?? VMCS_FIELD_BY_ENCODING.get(e)?.type === 'read-only data';
   }
 
   vmread(encoding: bigint, l1: CpuState): EmulationResult {
@@ -247,7 +262,7 @@ export class Vmcs12Emulator {
     const opMask = this.registerBits(l1) === 64 ? U64_MASK : 0xffff_ffffn;
     const e = this.supportedField(BigInt.asUintN(64, encoding) & opMask);
     if (e === undefined) return this.done(this.fail(VmError.UNSUPPORTED_VMCS_COMPONENT));
-    if (this.facts.fields.get(e) === true && !this.model.vmwriteAnyField) return this.done(this.fail(VmError.VMWRITE_READ_ONLY_VMCS_COMPONENT));
+    if (this.readOnlyField(e) && !this.model.vmwriteAnyField) return this.done(this.fail(VmError.VMWRITE_READ_ONLY_VMCS_COMPONENT));
     let v = BigInt.asUintN(64, value) & opMask;
     // kvm (N10): reserved AR-byte bits are dropped instead of stored.
     if (e >= AR_FIRST && e <= AR_LAST && this.profile.deviations.has(Deviation.VMWRITE_AR_BYTES_MASKED)) v &= AR_KEEP;

@@ -1,13 +1,14 @@
 // Shared fast-check arbitraries for the built-in L1: whole L1Configs (controls fitted or exact, exception bitmap and
 // PFEC, CR masks/shadows, I/O and MSR bitmaps, EPT12 mappings, VPID, TSC, preemption timer, entry injection, raw VMCS
-// perturbations, an L2 program in one of the three modes, an exit-handling policy) plus external-event schedules.
+// perturbations, VM-entry/exit MSR lists, an L2 program in one of the five modes (real, protected32 unpaged, paged32, pae32,
+// long64), an exit-handling policy) plus external-event schedules.
 // Reuses vmcs12.ts (control words allowed by kvm-l1) and l2-programs.ts (64-bit programs). Must not: run a machine.
 import fc from 'fast-check';
 import { assemble, type Bitness } from '../../../src/asm/index.js';
 import { ExitReason } from '../../../src/cpu/generated/exit-reasons.js';
 import { Field } from '../../../src/cpu/generated/vmcs-fields.js';
 import { L2Layout } from '../../../src/cpu/interp/l2-env.js';
-import type { ControlField, EventInjection, L1Action, L1Config, L1Policy, L1PolicyRule } from '../../../src/cpu/l1/config.js';
+import type { ControlField, EventInjection, L1Action, L1Config, L1Policy, L1PolicyRule, MsrListEntry, MsrLists } from '../../../src/cpu/l1/config.js';
 import type { ScheduledEvent } from '../../../src/cpu/machine/run-guest.js';
 import { l2ProgramArb } from './l2-programs.js';
 import { L1_MODEL, controlsArb, tscMultiplierArb } from './vmcs12.js';
@@ -103,11 +104,31 @@ function asm(lines: readonly string[], bitness: Bitness): Uint8Array {
 const SMALL_MODE_LINES = ['cpuid', 'rdtsc', 'in al, 0x60', 'out 0x80, al', 'nop', 'inc eax', 'rdmsr', 'hlt', 'pause', 'mov eax, cr0', 'mov cr0, eax', 'sti', 'cli', 'int3', 'ud2', 'wbinvd'];
 
 /** An L2 program and its mode; programs end with VMCALL (the policy's stop rule). */
-export const l2SpecArb: fc.Arbitrary<{ readonly mode: 'real' | 'protected32' | 'long64'; readonly code: Uint8Array; readonly lines: readonly string[] }> = fc.oneof(
+export const l2SpecArb: fc.Arbitrary<{ readonly mode: 'real' | 'protected32' | 'paged32' | 'pae32' | 'long64'; readonly code: Uint8Array; readonly lines: readonly string[] }> = fc.oneof(
   { weight: 4, arbitrary: l2ProgramArb.map((p) => ({ mode: 'long64' as const, lines: [...p.lines, 'vmcall'] })) },
-  { weight: 1, arbitrary: fc.tuple(fc.constantFrom('real' as const, 'protected32' as const), fc.array(fc.constantFrom(...SMALL_MODE_LINES), { minLength: 1, maxLength: 8 }))
+  { weight: 2, arbitrary: fc.tuple(fc.constantFrom('real' as const, 'protected32' as const, 'paged32' as const, 'pae32' as const), fc.array(fc.constantFrom(...SMALL_MODE_LINES), { minLength: 1, maxLength: 8 }))
     .map(([mode, lines]) => ({ mode, lines: [...lines, 'vmcall'] })) },
-).map((s) => ({ ...s, code: asm(s.lines, s.mode === 'real' ? 16 : s.mode === 'protected32' ? 32 : 64) }));
+).map((s) => ({ ...s, code: asm(s.lines, s.mode === 'real' ? 16 : s.mode === 'long64' ? 64 : 32) }));
+
+/** MSRs a list may name: state the interpreter keeps (LSTAR / KERNEL_GS_BASE values canonical). */
+const listMsrArb: fc.Arbitrary<MsrListEntry> = fc.oneof(
+  fc.tuple(fc.constantFrom(0xc000_0082, 0xc000_0102, 0x175, 0x176), fc.bigInt({ min: 0n, max: 0x7fff_ffff_ffffn })),
+  fc.tuple(fc.constant(0xc000_0103), fc.bigInt({ min: 0n, max: 0xffff_ffffn })),
+  fc.tuple(fc.constant(0xc000_0081), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })),
+);
+
+/** Entries VM entry rejects (SDM 26.4): FS/GS base, x2APIC, microcode update, reserved bits, a #GP value. */
+const badEntryArb: fc.Arbitrary<MsrListEntry> = fc.constantFrom<MsrListEntry>(
+  [0xc000_0100, 0n], [0xc000_0101, 0n], [0x808, 0n], [0x79, 0n], [0xc000_0081, 0n, 1], [0xc000_0082, 0x8000_0000_0000_0000n],
+);
+
+/** VM-entry MSR-load (one list in four has an invalid entry somewhere), VM-exit MSR-store and MSR-load lists. */
+export const msrListsArb: fc.Arbitrary<MsrLists> = fc.record({
+  entryLoad: fc.tuple(fc.array(listMsrArb, { maxLength: 3 }), fc.nat({ max: 3 }), badEntryArb, fc.nat({ max: 3 }))
+    .map(([ok, bad, entry, at]) => (bad === 0 ? [...ok.slice(0, at), entry, ...ok.slice(at)] : ok)),
+  exitStore: fc.array(fc.constantFrom(0xc000_0082, 0xc000_0102, 0xc000_0103, 0x175, 0x10), { maxLength: 3 }),
+  exitLoad: fc.array(listMsrArb, { maxLength: 2 }),
+});
 
 const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined, freq: 2 });
 
@@ -136,6 +157,7 @@ export const l1ConfigArb: fc.Arbitrary<L1Config> = fc.record({
   tscMultiplier: maybe(tscMultiplierArb),
   preemptionTimer: maybe(fc.nat({ max: 8 })),
   injection: maybe(injectionArb),
+  msrLists: maybe(msrListsArb),
   vmcsWrites: fc.oneof(
     { weight: 5, arbitrary: fc.constant([] as [number, bigint][]) },
     { weight: 1, arbitrary: fc.array(fc.tuple(fc.constantFrom(...Object.values(Field).filter((e) => (e & 1) === 0)), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })), { maxLength: 2 }) },
@@ -157,6 +179,7 @@ export const l1ConfigArb: fc.Arbitrary<L1Config> = fc.record({
     ...(r.tscMultiplier !== undefined ? { tscMultiplier: r.tscMultiplier } : {}),
     ...(r.preemptionTimer !== undefined ? { preemptionTimer: r.preemptionTimer } : {}),
     ...(r.injection ? { injection: r.injection } : {}),
+    ...(r.msrLists ? { msrLists: r.msrLists } : {}),
     vmcsWrites: r.vmcsWrites,
     policy: { rules: [{ reason: ExitReason.VMCALL, actions: [{ kind: 'stop' }] }, ...r.policy.rules] },
     maxExits: 24,
