@@ -1,6 +1,6 @@
 // The native-zstd baselines the trace benchmarks compare against, measured on the same bytes in the same run:
 // a trace's zstd frames back to back, zstd-napi decompressing them in-process, and `zstd -d` as a process with
-// its start-up time subtracted. Must not: be imported by src/ (it reads the clock and spawns processes).
+// its start-up time subtracted (wall clock, or CPU time for comparing with in-process CPU time). Must not: be imported by src/ (it reads the clock and spawns processes).
 import { performance } from 'node:perf_hooks';
 import { spawnSync } from 'node:child_process';
 import binding from 'zstd-napi/binding.js';
@@ -39,6 +39,25 @@ export function napiDecompressAll(zst: Uint8Array): () => void {
       at += size;
     }
   };
+}
+
+/**
+ * CPU seconds (user + system) `zstd -d` needs for `file` net of process start-up (measured on `empty`; best of
+ * `runs`), read from bash's `times` (its children's rusage, millisecond resolution): on a shared machine CPU time
+ * is what compares with an in-process CPU-time measurement. Undefined without zstd or bash.
+ */
+export function zstdCliCpuSeconds(file: string, empty: string, runs = 5): number | undefined {
+  const run = (f: string): number | undefined => {
+    const r = spawnSync('bash', ['-c', 'zstd -d -q -c "$1" > /dev/null || exit 1; times', '_', f], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    if (r.error || r.status !== 0) return undefined;
+    // `times`: the shell's user and system time, then its children's ("0m0.052s 0m0.004s").
+    const children = r.stdout.trim().split('\n')[1]?.match(/^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/);
+    if (!children) return undefined;
+    return Number(children[1]) * 60 + Number(children[2]) + Number(children[3]) * 60 + Number(children[4]);
+  };
+  if (run(empty) === undefined) return undefined;
+  const best = (f: string): number => Math.min(...Array.from({ length: runs }, () => run(f)!));
+  return Math.max(best(file) - best(empty), 1e-6);
 }
 
 /** Seconds `zstd -d` needs for `file` net of process start-up (timed on `empty`; best of `runs`); undefined without zstd. */

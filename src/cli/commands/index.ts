@@ -7,6 +7,7 @@ import { registerCheckEntry } from './check-entry.js';
 import { registerImport } from './import.js';
 import { registerStats } from './stats.js';
 import { registerReplay } from './replay.js';
+import { registerRecord } from './record.js';
 
 export type SetExitCode = (code: number) => void;
 
@@ -17,4 +18,5 @@ export function registerCommands(program: Command, setExit: SetExitCode): void {
   registerImport(program, setExit);
   registerStats(program, setExit);
   registerReplay(program, setExit);
+  registerRecord(program, setExit);
 }

@@ -1,13 +1,13 @@
 // `turtles replay <trace>... [--json] [--junit <file>] [--checks <ids>] [--first] [--event N] [--cpu <preset>]`: replays
 // each trace through the checks its recorded data allows (src/replay/replay) and prints every divergence with its
-// rule, SDM section, event and the command that reproduces it. Exit 0 none, 1 divergences, 2 bad input.
+// rule, SDM section, event and the command that reproduces it. Exit 0 none (or only expected kvm deviations), 1 divergences, 2 bad input.
 // Must not: check anything itself; it opens files, chooses options and formats reports (text, JSON, JUnit).
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { cpuModelIds, findCpuModel } from '../../cpu/cpu-model.js';
 import { openTraceFile } from '../../replay/io/trace-file.js';
 import { TraceIoError } from '../../replay/io/trace-file.js';
-import { RuleFilter, replayTrace, type Finding, type TraceReplay } from '../../replay/replay/index.js';
+import { RuleFilter, classOfRule, replayTrace, type Finding, type TraceReplay } from '../../replay/replay/index.js';
 import type { TraceEvent, TraceReader } from '../../replay/format/index.js';
 import { ExitCode, InputError, UsageError } from '../errors.js';
 import { junitXml } from '../junit.js';
@@ -39,7 +39,9 @@ function printTrace(r: TraceReplay, reader: TraceReader, focus: { index: number;
   writeLine(`replay ${r.file}: ${r.events} events, ${r.exits} exits${r.replayed < r.events ? ` (${r.replayed} replayed)` : ''}; ${h.kind}${p ? `, imported from ${p.sourceFormat} ${p.sourceName}` : `, ${h.producer}`}`);
   if (focus) writeLine(`  event ${focus.index}: ${describeEvent(focus.event)}`);
   for (const c of r.checks) {
-    const status = c.divergences > 0 ? `${c.divergences} divergence${c.divergences === 1 ? '' : 's'}` : c.applies ? 'ok' : 'not applicable';
+    const expected = r.findings.filter((f) => f.divergence.kind === 'expected-deviation' && classOfRule(f.divergence.rule) === c.id).length;
+    const failing = c.divergences - expected;
+    const status = failing > 0 ? `${failing} divergence${failing === 1 ? '' : 's'}` : expected > 0 ? `${expected} expected` : c.applies ? 'ok' : 'not applicable';
     writeLine(`  ${c.id.padEnd(12)} ${status.padEnd(16)} ${c.note}`);
   }
   for (const f of r.findings) printFinding(r.file, f);
@@ -48,7 +50,9 @@ function printTrace(r: TraceReplay, reader: TraceReader, focus: { index: number;
 function printFinding(file: string, f: Finding): void {
   const d = f.divergence;
   writeLine('');
-  writeLine(`  DIVERGENCE ${d.rule} (SDM ${d.sdm}) at event ${d.event}${f.line !== undefined ? `, source line ${f.line}` : ''}, ${d.level}`);
+  // A difference a declared kvm-profile deviation explains is reported but does not fail the replay.
+  const label = d.kind === 'expected-deviation' ? `EXPECTED DEVIATION ${d.deviation ?? ''}:` : 'DIVERGENCE';
+  writeLine(`  ${label} ${d.rule} (SDM ${d.sdm}) at event ${d.event}${f.line !== undefined ? `, source line ${f.line}` : ''}, ${d.level}`);
   if (d.field) writeLine(`    field:     ${d.field}`);
   writeLine(`    expected:  ${d.expected}`);
   writeLine(`    actual:    ${d.actual}`);
@@ -65,7 +69,7 @@ function parseEventOption(s: string | undefined): number | undefined {
 export function registerReplay(program: Command, setExit: SetExitCode): void {
   program
     .command('replay')
-    .description('replay traces and check them: exit information, VM-entry checks on recorded VMCS states, RIP advancement, reflection decisions')
+    .description('replay traces and check them: recorded traces (turtles record) against a re-run of their scenario on the nested and reference machines; imported traces for exit information, VM-entry checks on recorded VMCS states, RIP advancement, reflection decisions')
     .argument('<trace...>', 'turtles traces (.trtl)')
     .option('--json', 'print { schemaVersion, traces: [{ file, events, exits, divergences, checks }] }')
     .option('--junit <file>', 'also write a JUnit XML report (one testcase per trace and check class)')
@@ -78,7 +82,7 @@ export function registerReplay(program: Command, setExit: SetExitCode): void {
       if (opts.checks !== undefined && checks.length === 0) throw new UsageError('--checks needs at least one rule-id prefix');
       const unmatched = new RuleFilter(checks).unmatched();
       if (unmatched.length) {
-        throw new UsageError(`--checks ${unmatched.join(',')} selects no rule; rule ids start with trace.exit-info., trace.rip-advance, trace.reflection., trace.entry.outcome, ctrl., host., guest. or msr-load.`);
+        throw new UsageError(`--checks ${unmatched.join(',')} selects no rule; rule ids start with trace.exit-info., trace.rip-advance, trace.reflection., trace.entry.outcome, ctrl., host., guest. or msr-load. (imported traces), replay.model., merge., l0., l1., priority., ept02. or oracle. (recorded traces)`);
       }
       const event = parseEventOption(opts.event);
       let cpu;
@@ -109,7 +113,8 @@ export function registerReplay(program: Command, setExit: SetExitCode): void {
           t.close();
         }
       }
-      const total = results.reduce((n, r) => n + r.replay.findings.length, 0);
+      const total = results.reduce((n, r) => n + r.replay.findings.filter((f) => f.divergence.kind !== 'expected-deviation').length, 0);
+      const expectedDeviations = results.reduce((n, r) => n + r.replay.findings.length, 0) - total;
       if (opts.junit) {
         const xml = junitXml(results.map((r) => ({ replay: r.replay, reproduce: (e: number) => reproduce(r.replay.file, e) })));
         try {
@@ -126,6 +131,7 @@ export function registerReplay(program: Command, setExit: SetExitCode): void {
             checks: r.checks, ...(focus ? { event: { index: focus.index, value: focus.event } } : {}),
           })),
           divergences: total,
+          ...(expectedDeviations > 0 ? { expectedDeviations } : {}),
         });
       } else {
         results.forEach((r, i) => {
@@ -134,7 +140,8 @@ export function registerReplay(program: Command, setExit: SetExitCode): void {
         });
         writeLine('');
         const stopped = results.some((r) => r.replay.stopped) ? ' (stopped at the first, --first)' : '';
-        writeLine(`${total} divergence${total === 1 ? '' : 's'} in ${results.length} trace${results.length === 1 ? '' : 's'}${stopped}`);
+        const expectedNote = expectedDeviations > 0 ? `, ${expectedDeviations} expected deviation${expectedDeviations === 1 ? '' : 's'} of the L0 profile` : '';
+        writeLine(`${total} divergence${total === 1 ? '' : 's'}${expectedNote} in ${results.length} trace${results.length === 1 ? '' : 's'}${stopped}`);
       }
       setExit(total > 0 ? ExitCode.DIVERGENCE : ExitCode.OK);
     });

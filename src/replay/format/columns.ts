@@ -1,14 +1,14 @@
-// Columnar decode of one chunk for readers that need only exits (replay's exit checks, `turtles stats`): exit and
-// reflection records go into reusable typed-array columns (64-bit values as 32-bit halves), no object per event;
-// other records are framed and counted. Must not: disagree with decodeChunkPayload on what it returns (a property
-// test compares them); a record shape it does not handle goes through the generated decoder, which reports errors.
+// Columnar decode of one chunk for readers that need mostly exits (replay, `turtles stats`): exit and reflection
+// records go into reusable typed-array columns (64-bit values as 32-bit halves), no object per event; other records
+// are framed and counted, or decoded as objects for the kinds asked for. Must not: disagree with decodeChunkPayload
+// (property tests compare them); shapes it does not handle go to the generated decoder, which reports errors.
 import $protobuf from 'protobufjs/minimal.js';
 import { pb } from './pb.js';
 import { ChunkDecoder } from './codec.js';
-import { fastDecode } from './fast-decode.js';
+import { fastDecode, snapshotKind } from './fast-decode.js';
 import { TraceFormatError } from './errors.js';
 import { MAX_RECORD_BYTES } from './framing.js';
-import type { ExitFields, TraceEvent, TraceEventKind } from './events.js';
+import type { ExitFields, TraceEvent, TraceEventKind, VmcsKind } from './events.js';
 
 /** Kind of each top-level Event field number (10–31); undefined = not an event field. */
 const KIND_BY_FIELD: readonly (TraceEventKind | undefined)[] = (() => {
@@ -153,6 +153,11 @@ export class ReflectionColumns {
 export interface ColumnOptions {
   /** Kinds to decode as objects into `ChunkColumns.objects` (exits and reflections always go to the columns). */
   readonly objects?: ReadonlySet<TraceEventKind>;
+  /**
+   * With 'vmcs-snapshot' in `objects`: decode only snapshots of these VMCS kinds; the others are framed and counted
+   * like records of kinds not asked for (their deltas are neither applied nor checked). Undefined = every kind.
+   */
+  readonly snapshotKinds?: ReadonlySet<VmcsKind>;
 }
 
 /** One chunk in columns. Reuse the same instance across chunks: its arrays keep their capacity. */
@@ -243,23 +248,25 @@ function parseExit(buf: Uint8Array, p: number, end: number, c: ExitColumns, row:
       }
     }
     if (p > end || (tag & 7) !== 0 || tag >= 0x80) return FALLBACK;
-    const field = tag >>> 3;
-    if (field === 3) { qLo = lo; qHi = hi; continue; }
-    if (field === 4) { dLo = lo; dHi = hi; continue; }
-    if (field === 5) { laLo = lo; laHi = hi; continue; }
-    if (field === 6) { paLo = lo; paHi = hi; continue; }
-    // 32-bit and enum fields: protobufjs reads at most 5 bytes; longer encodings go to it.
-    if (p - start > 5) return FALLBACK;
-    if (field === 2) reason = lo;
-    else if (field === 11) len = lo;
-    else if (field === 1) level = lo;
-    else if (field === 13) unknown = lo;
-    else if (field === 7) intr = lo;
-    else if (field === 9) idt = lo;
-    else if (field === 8) intrErr = lo;
-    else if (field === 10) idtErr = lo;
-    else if (field === 12) info = lo;
-    else return FALLBACK;
+    // 32-bit and enum fields: protobufjs reads at most 5 bytes; longer encodings go to it. (A switch on the dense
+    // field number compiles to a jump table.)
+    const long32 = p - start > 5;
+    switch (tag >>> 3) {
+      case 1: if (long32) return FALLBACK; level = lo; break;
+      case 2: if (long32) return FALLBACK; reason = lo; break;
+      case 3: qLo = lo; qHi = hi; break;
+      case 4: dLo = lo; dHi = hi; break;
+      case 5: laLo = lo; laHi = hi; break;
+      case 6: paLo = lo; paHi = hi; break;
+      case 7: if (long32) return FALLBACK; intr = lo; break;
+      case 8: if (long32) return FALLBACK; intrErr = lo; break;
+      case 9: if (long32) return FALLBACK; idt = lo; break;
+      case 10: if (long32) return FALLBACK; idtErr = lo; break;
+      case 11: if (long32) return FALLBACK; len = lo; break;
+      case 12: if (long32) return FALLBACK; info = lo; break;
+      case 13: if (long32) return FALLBACK; unknown = lo; break;
+      default: return FALLBACK;
+    }
   }
   if ((level >>> 0) > 2 || (unknown >>> 0) >= 1 << 11) return FALLBACK;
   if ((unknown & 4) === 0) {
@@ -307,14 +314,25 @@ function parseReflection(buf: Uint8Array, p: number, end: number, c: ReflectionC
       continue;
     }
     if (wire !== 0 || field < 1 || field > 4) return FALLBACK;
-    const start = p;
-    if (varintChecked(buf, p, end) < 0) return FALLBACK;
-    p = V[2]!;
-    if (field !== 4 && p - start > 5) return FALLBACK;
-    if (field === 1) decision = V[0]! >>> 0;
-    else if (field === 2) reason = V[0]!;
-    else if (field === 3) inferred = V[0] !== 0 ? 1 : 0;
-    else { hasRip = 1; rLo = V[0]!; rHi = V[1]!; }
+    let lo: number, hi: number;
+    const b = p < end ? buf[p]! : 0x80;
+    if (b < 0x80) {
+      // One-byte varint (decisions, most reasons): no call.
+      lo = b;
+      hi = 0;
+      p++;
+    } else {
+      const start = p;
+      if (varintChecked(buf, p, end) < 0) return FALLBACK;
+      p = V[2]!;
+      if (field !== 4 && p - start > 5) return FALLBACK;
+      lo = V[0]!;
+      hi = V[1]!;
+    }
+    if (field === 1) decision = lo >>> 0;
+    else if (field === 2) reason = lo;
+    else if (field === 3) inferred = lo !== 0 ? 1 : 0;
+    else { hasRip = 1; rLo = lo; rHi = hi; }
   }
   if (decision > 2) return FALLBACK;
   c.decision[row] = decision;
@@ -339,6 +357,8 @@ class Fallback {
   reader: $protobuf.Reader | undefined;
   /** What the fallback decoder believes the previous RIP of each exit kind is (it sees only fallback records). */
   decPrev: [bigint, bigint] = [0n, 0n];
+  /** decPrev as halves [vm-exit lo, hi, l0-exit lo, hi], to compare with ripPrev without building bigints. */
+  readonly decPrevHalves = new Uint32Array(4);
 
   constructor(readonly payload: Uint8Array, readonly file: string, readonly offset: number) {}
 
@@ -350,10 +370,14 @@ class Fallback {
       this.reader.discardUnknown = false;
     }
     decoder.begin(event);
+    const halves = this.decPrevHalves;
     for (let k = 0; k < 2; k++) {
+      if (ripPrev[2 * k] === halves[2 * k] && ripPrev[2 * k + 1] === halves[2 * k + 1]) continue;
       const mine = big(ripPrev[2 * k]!, ripPrev[2 * k + 1]!);
-      if (mine !== this.decPrev[k]) decoder.advanceRip(k === 0 ? 'vm-exit' : 'l0-exit', BigInt.asIntN(64, mine - this.decPrev[k]!));
+      decoder.advanceRip(k === 0 ? 'vm-exit' : 'l0-exit', BigInt.asIntN(64, mine - this.decPrev[k]!));
       this.decPrev[k] = mine;
+      halves[2 * k] = ripPrev[2 * k]!;
+      halves[2 * k + 1] = ripPrev[2 * k + 1]!;
     }
     let value = fastDecode(this.payload, p, p + len, decoder);
     if (value === undefined) {
@@ -371,6 +395,8 @@ class Fallback {
       ripPrev[2 * k] = Number(value.rip & 0xffff_ffffn);
       ripPrev[2 * k + 1] = Number(value.rip >> 32n);
       this.decPrev[k] = value.rip;
+      halves[2 * k] = ripPrev[2 * k]!;
+      halves[2 * k + 1] = ripPrev[2 * k + 1]!;
     }
     return value;
   }
@@ -445,6 +471,7 @@ export function decodeChunkColumns(
   }
   const objects = options.objects;
   const wantObjects = objects !== undefined && objects.size > 0;
+  const snapshotKinds = options.snapshotKinds;
   let fallback: Fallback | undefined;
   const exits = out.exits;
   const refl = out.reflections;
@@ -562,6 +589,13 @@ export function decodeChunkColumns(
         counts[field]!++;
         pos = end;
         continue;
+      } else if (field === 22 && snapshotKinds !== undefined) {
+        const which = snapshotKind(buf, body, bodyEnd);
+        if (which !== undefined && !snapshotKinds.has(which)) {
+          counts[22]!++;
+          pos = end;
+          continue;
+        }
       }
     }
     // Everything else goes through the object decoders (out of line: rare), which also report errors.

@@ -47,6 +47,14 @@ export interface Provenance {
   readonly counts?: ImportCounts;
 }
 
+/** The scenario a recorded trace came from (`turtles record`): enough to re-run it exactly. */
+export interface ScenarioSource {
+  readonly format: string;
+  readonly name: string;
+  /** Canonical scenario JSON (src/replay/scenario/canonical.ts). */
+  readonly json: string;
+}
+
 export interface TraceHeader {
   readonly producer: string;
   readonly cpu?: CpuModelInfo;
@@ -54,6 +62,7 @@ export interface TraceHeader {
   readonly seed?: bigint;
   readonly provenance?: Provenance;
   readonly kind: TraceKind;
+  readonly scenario?: ScenarioSource;
 }
 
 /** Present on every event: where it came from. */

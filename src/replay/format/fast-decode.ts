@@ -1,8 +1,8 @@
-// Hand-written decoder for the records that dominate a trace (exits, snapshots, reflections, entries): varints go
-// straight into numbers and bigints, not protobufjs Longs. Anything but the writer's plain shape (other events,
+// Hand-written decoder for the records that dominate a trace (exits, snapshots, reflections, entries), varints straight
+// into numbers and bigints, not Longs; plus a peek at a snapshot's VMCS kind (columns.ts). Any other shape (other events,
 // strings, unknown or repeated fields, odd wire types, bad varints) returns undefined for the generated decoder.
 // Must not: change decoder state before a record is fully read, or disagree with the generated decoder (a test checks).
-import { LEVELS, REFLECTION_DECISIONS, VMCS_KINDS, type TraceEvent } from './events.js';
+import { LEVELS, REFLECTION_DECISIONS, VMCS_KINDS, type TraceEvent, type VmcsKind } from './events.js';
 import type { ChunkDecoder } from './codec.js';
 import { fromHalves, fromZigZagHalves } from './long.js';
 
@@ -266,4 +266,39 @@ export function fastDecode(buf: Uint8Array, start: number, end: number, dec: Chu
     case 24: return reflection(buf, bodyEnd, vcpu, line);
     default: return vmEntry(buf, bodyEnd, vcpu, line);
   }
+}
+
+/**
+ * The VMCS kind of the snapshot message in buf[p, end) from a scan of its fields (the last `which` wins, absent = 0),
+ * or undefined when the message is not plainly well-formed (the object decoder then decodes it and reports errors).
+ */
+export function snapshotKind(buf: Uint8Array, p: number, end: number): VmcsKind | undefined {
+  let which = 0;
+  while (p < end) {
+    const tag = buf[p++]!;
+    const field = tag >>> 3;
+    if (tag >= 0x80 || field < 1 || field > 5) return undefined;
+    let v = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      if (p >= end || shift > 63) return undefined;
+      b = buf[p++]!;
+      if (shift < 28) v |= (b & 0x7f) << shift;
+      shift += 7;
+    } while (b >= 0x80);
+    const wire = tag & 7;
+    if (wire === 0 && (field === 1 || field === 5)) {
+      if (field === 1) {
+        if (shift > 7) return undefined;
+        which = v;
+      }
+    } else if (wire === 2 && field >= 2 && field <= 4) {
+      if (shift > 28 || v > end - p) return undefined;
+      p += v;
+    } else {
+      return undefined;
+    }
+  }
+  return VMCS_KINDS[which];
 }

@@ -39,6 +39,7 @@ export function encodeHeader(h: TraceHeader, formatVersion: number, file: string
       };
     }
   }
+  if (h.scenario) msg.scenario = { format: h.scenario.format, name: h.scenario.name, json: h.scenario.json };
   return pb.Header.encode(msg).finish();
 }
 
@@ -54,7 +55,7 @@ export function decodeHeader(bytes: Uint8Array, file: string, offset: number): {
     throw bad(`does not decode (${(e as Error).message})`);
   }
   const hasUnknown = (o: unknown): boolean => (o as { $unknowns?: unknown } | null | undefined)?.$unknowns !== undefined;
-  const nested = [m, m.cpu, m.provenance, m.provenance?.counts, ...(m.cpu?.vmxMsrs ?? []), ...(m.provenance?.counts?.skipped ?? [])];
+  const nested = [m, m.cpu, m.provenance, m.provenance?.counts, m.scenario, ...(m.cpu?.vmxMsrs ?? []), ...(m.provenance?.counts?.skipped ?? [])];
   if (nested.some(hasUnknown)) throw bad('has fields this format version does not define');
   const l0Profile = L0_PROFILES[m.l0Profile ?? 0];
   const kind = TRACE_KINDS[m.kind ?? 0];
@@ -88,5 +89,6 @@ export function decodeHeader(bytes: Uint8Array, file: string, offset: number): {
     }
     header.provenance = prov;
   }
+  if (m.scenario) header.scenario = { format: m.scenario.format ?? '', name: m.scenario.name ?? '', json: m.scenario.json ?? '' };
   return { header, formatVersion: m.formatVersion ?? 0 };
 }

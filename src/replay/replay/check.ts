@@ -3,7 +3,7 @@
 // traces through the machines) add ReplayCheck implementations; the driver, the reports and the CLI stay as they are.
 // Must not: read files, clocks or the environment.
 import type { Divergence } from '../../checker/divergence.js';
-import type { ExitColumns, TraceEvent, TraceHeader } from '../format/index.js';
+import type { ExitColumns, ReflectionColumns, TraceEvent, TraceEventKind, TraceHeader, VmcsKind } from '../format/index.js';
 import type { CpuModel } from '../../cpu/cpu-model.js';
 import type { CheckClassId, RuleFilter } from './rules.js';
 
@@ -19,6 +19,11 @@ export interface ReplayEnv {
   readonly filter: RuleFilter;
   /** CPU model for the VM-entry checks when the user named one (else the check class chooses). */
   readonly cpu?: CpuModel;
+  /**
+   * The trace's events from the first, decoded a chunk at a time, as often as asked (model replay compares its re-runs
+   * with them in lockstep before the driver's walk).
+   */
+  readonly recorded?: () => Iterable<TraceEvent>;
   /** Report a divergence (the driver applies --checks, --event and --first). */
   emit(f: Finding): void;
 }
@@ -55,6 +60,15 @@ export interface ReplayCheck {
   onEvent(e: TraceEvent, index: number): void;
   /** Column mode only (columnar checks): one exit row, `index` its event number. */
   onExitRow?(cols: ExitColumns, row: number, index: number): void;
+  /**
+   * Set when the check can also run on the columnar decoder given exit rows, reflection rows and events of these
+   * kinds as objects (onEvent), all in event order, with identical findings and summary; undefined = it cannot.
+   */
+  readonly columnarKinds?: readonly TraceEventKind[];
+  /** With 'vmcs-snapshot' in columnarKinds: the only snapshot kinds it looks at (others may be skipped); undefined = all. */
+  readonly columnarSnapshotKinds?: readonly VmcsKind[];
+  /** Column mode with columnarKinds: one reflection row, `index` its event number. */
+  onReflectionRow?(cols: ReflectionColumns, row: number, index: number): void;
   /** The trace ended (or replay stopped): decide what is still open. */
   finish(): void;
   /** Smallest event number an undecided item is anchored at; Infinity when nothing is open. */

@@ -8,11 +8,13 @@ import { Field } from '../../cpu/generated/vmcs-fields.js';
 import { runEntryChecks, type EntryCheckFailure, type EntryCheckReport, type EntryEnvironment } from '../../cpu/vmentry/index.js';
 import type { VmcsReader } from '../../cpu/vmcs.js';
 import { impliedHostIa32e, widenForProvenControls } from '../import/vmcs-dump/facts.js';
-import type { TraceEvent } from '../format/index.js';
+import type { ExitColumns, TraceEvent, TraceEventKind, VmcsKind } from '../format/index.js';
 import type { CheckSummary, ExplainedFailure, ReplayCheck, ReplayCheckFactory, ReplayEnv } from './check.js';
 import { traceRule } from './rules.js';
 
 const hex = (v: bigint | number) => '0x' + v.toString(16);
+/** ExitColumns.kind of a vm-exit row. */
+const EXIT_ROW_VM = 0;
 
 /** A VmcsReader over a snapshot's field map (a _HIGH encoding reads bits 63:32 of its full field). */
 export function snapshotReader(fields: ReadonlyMap<number, bigint>): VmcsReader {
@@ -37,6 +39,44 @@ const WIDEN_INPUTS: readonly number[] = [
   Field.POSTED_INTR_DESC_ADDR,
 ];
 
+/** Entry-check reports remembered at most (about 1 KB each); the cache starts over when full. */
+const MAX_REMEMBERED_REPORTS = 8192;
+
+interface RememberedReport {
+  /** States are never mutated once decoded (codec.ts), so holding the map holds the content. */
+  readonly fields: ReadonlyMap<number, bigint>;
+  readonly cpu: CpuModel;
+  /** hostIa32e: 0 false, 1 true, 2 unknown. */
+  readonly host: number;
+  readonly report: EntryCheckReport;
+}
+
+/**
+ * A 32-bit hash of a state's fields and the host mode. Values go through Number(), which rounds 64-bit values: fine
+ * for a hash (it only picks the bucket; sameFields decides equality exactly) and it allocates no bigint.
+ */
+let hashing = 0;
+function hashField(v: bigint, k: number): void {
+  const n = Number(v);
+  let h = Math.imul(hashing ^ k, 0x01000193);
+  h = Math.imul(h ^ (n | 0), 0x01000193);
+  hashing = Math.imul(h ^ ((n / 4294967296) | 0), 0x01000193);
+}
+
+function stateHash(fields: ReadonlyMap<number, bigint>, host: number): number {
+  // forEach with a module-level accumulator: no iterator or [key, value] pair per field.
+  hashing = Math.imul(0x811c9dc5 ^ host, 0x01000193);
+  fields.forEach(hashField);
+  return hashing;
+}
+
+function sameFields(a: ReadonlyMap<number, bigint>, b: ReadonlyMap<number, bigint>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
 type Outcome =
   | { readonly kind: 'success'; readonly exit: number; readonly reason: number }
   | { readonly kind: 'failure'; readonly exit: number; readonly reason: number; readonly qualification?: bigint }
@@ -51,6 +91,8 @@ interface State {
 class EntryStateCheck implements ReplayCheck {
   readonly id = 'vm-entry' as const;
   readonly columnar = false;
+  readonly columnarKinds: readonly TraceEventKind[] = ['vmcs-snapshot'];
+  readonly columnarSnapshotKinds: readonly VmcsKind[] = ['single'];
   private state: State | undefined;
   /** The first snapshot after the last exit: the VMCS as that exit left it, i.e. the controls its entry used. */
   private afterExit: ReadonlyMap<number, bigint> | undefined;
@@ -66,6 +108,9 @@ class EntryStateCheck implements ReplayCheck {
   private decided = 0;
   private notEvaluated = 0;
   private readonly explained: ExplainedFailure[] = [];
+  /** Entry-check reports by a hash of the state's content (see entryReport); equal content is compared in full. */
+  private readonly reports = new Map<number, RememberedReport[]>();
+  private reportCount = 0;
 
   constructor(private readonly env: ReplayEnv) {
     const named = env.header.cpu ? findCpuModel(env.header.cpu.id) : undefined;
@@ -80,11 +125,24 @@ class EntryStateCheck implements ReplayCheck {
       if (!this.state) this.afterExit = e.fields;
       this.state = { index, fields: e.fields, ...(e.line !== undefined ? { line: e.line } : {}) };
     } else if (e.kind === 'vm-exit') {
-      if (this.state) this.evaluate(this.state, outcomeOf(index, e.reason, e.qualification));
-      this.state = undefined;
-      this.afterExit = undefined;
-      this.lastExit = { index, ...(e.reason !== undefined ? { reason: e.reason } : {}) };
+      this.exited(index, e.reason, e.qualification);
     }
+  }
+
+  onExitRow(c: ExitColumns, r: number, index: number): void {
+    if (c.kind[r] !== EXIT_ROW_VM) return;
+    const u = c.unknown[r]!;
+    const reason = (u & 1) === 0 ? c.reason[r]! : undefined;
+    // The qualification matters only to a failure outcome: build the bigint only then.
+    const failed = reason !== undefined && (reason & 0x8000_0000) !== 0 && (u & 2) === 0;
+    this.exited(index, reason, failed ? (BigInt(c.qualHi[r]!) << 32n) | BigInt(c.qualLo[r]!) : undefined);
+  }
+
+  private exited(index: number, reason: number | undefined, qualification: bigint | undefined): void {
+    if (this.state) this.evaluate(this.state, outcomeOf(index, reason, qualification));
+    this.state = undefined;
+    this.afterExit = undefined;
+    this.lastExit = { index, ...(reason !== undefined ? { reason } : {}) };
   }
 
   finish(): void {
@@ -146,10 +204,34 @@ class EntryStateCheck implements ReplayCheck {
     const env: EntryEnvironment = { cpu };
     const host = impliedHostIa32e(vmcs, proven);
     if (host.value !== undefined) env.hostIa32e = host.value;
-    const report = runEntryChecks(vmcs, env, 'all');
+    const report = this.entryReport(s.fields, vmcs, env);
     this.decided += report.evaluatedCount;
     this.notEvaluated += report.notEvaluated.length;
     this.report(s, outcome, report, cpu);
+  }
+
+  /**
+   * runEntryChecks(vmcs, env, 'all'), remembered by the state's content: the checks are a pure function of the fields
+   * and the environment (CPU model, host mode), and a trace's states repeat (a guest looping over the same exits).
+   */
+  private entryReport(fields: ReadonlyMap<number, bigint>, vmcs: VmcsReader, env: EntryEnvironment): EntryCheckReport {
+    const host = env.hostIa32e === undefined ? 2 : env.hostIa32e ? 1 : 0;
+    const hash = stateHash(fields, host);
+    let bucket = this.reports.get(hash);
+    if (bucket !== undefined) {
+      for (const r of bucket) if (r.cpu === env.cpu && r.host === host && sameFields(r.fields, fields)) return r.report;
+    }
+    const report = runEntryChecks(vmcs, env, 'all');
+    // Bounded: a trace whose states never repeat gains nothing from the cache and must not grow it without end.
+    if (this.reportCount >= MAX_REMEMBERED_REPORTS) {
+      this.reports.clear();
+      this.reportCount = 0;
+      bucket = undefined;
+    }
+    if (bucket === undefined) this.reports.set(hash, (bucket = []));
+    bucket.push({ fields, cpu: env.cpu, host, report });
+    this.reportCount++;
+    return report;
   }
 
   private report(s: State, outcome: Outcome, report: EntryCheckReport, cpu: CpuModel): void {

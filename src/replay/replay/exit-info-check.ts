@@ -3,7 +3,7 @@
 // Must not: allocate per exit on the well-formed path (one scratch view is reused).
 // SDM Vol. 3C 24.9, 27.2.
 import type { Level as DivergenceLevel } from '../../checker/divergence.js';
-import type { ExitColumns, ExitFields, TraceEvent } from '../format/index.js';
+import type { ExitColumns, ExitFields, TraceEvent, TraceEventKind } from '../format/index.js';
 import type { CheckSummary, ReplayCheck, ReplayCheckFactory, ReplayEnv } from './check.js';
 import { checkExitInfo, emptyExitView, type ExitInfoSink, type ExitView } from './exit-info.js';
 import { traceRule, type TraceRuleId } from './rules.js';
@@ -49,6 +49,7 @@ export function divergenceLevel(level: string): DivergenceLevel {
 class ExitInfoCheck implements ReplayCheck {
   readonly id = 'exit-info' as const;
   readonly columnar = true;
+  readonly columnarKinds: readonly TraceEventKind[] = [];
   private readonly view = emptyExitView();
   private exits = 0;
   private decided = 0;

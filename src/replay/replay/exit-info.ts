@@ -65,6 +65,8 @@ const MIN_LENGTH: ReadonlyMap<number, number> = new Map([
   [64, 3], [65, 3], [67, 4], [68, 4], [69, 4], [70, 3], [78, 4], [79, 4], [84, 1], [85, 1],
 ]);
 
+const EPT_RESERVED_LO = Number(EPT_QUALIFICATION_RESERVED_MASK & 0xffff_ffffn) | 0;
+const EPT_RESERVED_HI = Number(EPT_QUALIFICATION_RESERVED_MASK >> 32n) | 0;
 const hex = (v: number): string => '0x' + (v >>> 0).toString(16);
 const hex64 = (lo: number, hi: number): string => '0x' + ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)).toString(16);
 
@@ -223,7 +225,7 @@ export function checkExitInfo(v: ExitView, out: ExitInfoSink): number {
 
   // Instruction information.
   if ((v.known & K_INFO) !== 0) {
-    const d = decodeInstructionInfo(basic, v.instrInfo >>> 0);
+    const d = instructionInfoVerdict(basic, v.instrInfo >>> 0);
     if (d) {
       evaluated++;
       if (d.reserved !== 0 || d.malformed.length > 0) {
@@ -235,14 +237,59 @@ export function checkExitInfo(v: ExitView, out: ExitInfoSink): number {
   return evaluated;
 }
 
-function qualificationProblem(basic: number, v: ExitView, intrValid: boolean): { expected: string; why: string } | undefined {
-  const q = (BigInt(v.qualHi >>> 0) << 32n) | BigInt(v.qualLo >>> 0);
+interface Verdict {
+  readonly reserved: number;
+  readonly malformed: readonly string[];
+}
+type Problem = { expected: string; why: string };
+
+// Memos of the pure field decoders, by (basic reason, value): exits repeat the same few encodings (one I/O port, one
+// CR access), so the decoders (which build objects) run once per distinct value. Bounded; they start over when full.
+const MEMO_LIMIT = 1 << 16;
+const INFO_MEMO = new Map<number, Verdict | null>();
+const QUAL_MEMO = new Map<number, Problem | null>();
+
+/** decodeInstructionInfo's reserved bits and malformed encodings; null when the reason has no layout. */
+function instructionInfoVerdict(basic: number, raw: number): Verdict | null {
+  const key = basic * 0x1_0000_0000 + raw;
+  let d = INFO_MEMO.get(key);
+  if (d === undefined) {
+    const x = decodeInstructionInfo(basic, raw);
+    d = x ? { reserved: x.reserved, malformed: x.malformed } : null;
+    if (INFO_MEMO.size >= MEMO_LIMIT) INFO_MEMO.clear();
+    INFO_MEMO.set(key, d);
+  }
+  return d;
+}
+
+/** The problem fromDecoded reports for a qualification decoded by a field codec (reasons 0 (#DB), 9, 28, 29, 30, 44). */
+function decodedProblem(basic: number, v: ExitView): Problem | undefined {
+  // Bits 63:32 are reserved in all of these layouts: such values are rare and not remembered.
+  const key = v.qualHi === 0 ? basic * 0x1_0000_0000 + (v.qualLo >>> 0) : -1;
+  let p = key >= 0 ? QUAL_MEMO.get(key) : undefined;
+  if (p === undefined) {
+    const q = (BigInt(v.qualHi >>> 0) << 32n) | BigInt(v.qualLo >>> 0);
+    const d = basic === 0 ? decodeDebugQualification(q) : basic === 9 ? decodeTaskSwitch(q) : basic === 28 ? decodeCrAccess(q)
+      : basic === 29 ? decodeMovDr(q) : basic === 30 ? decodeIo(q) : decodeApicAccess(q);
+    const what = basic === 0 ? 'debug-exception' : basic === 9 ? 'task-switch' : basic === 28 ? 'control-register-access'
+      : basic === 29 ? 'MOV-DR' : basic === 30 ? 'I/O-instruction' : 'APIC-access';
+    p = fromDecoded(d, what) ?? null;
+    if (key >= 0) {
+      if (QUAL_MEMO.size >= MEMO_LIMIT) QUAL_MEMO.clear();
+      QUAL_MEMO.set(key, p);
+    }
+  }
+  return p ?? undefined;
+}
+
+function fromDecoded(d: { reserved: bigint; malformed: readonly string[] }, what: string): Problem | undefined {
+  if (d.reserved === 0n && d.malformed.length === 0) return undefined;
+  const parts = [d.reserved !== 0n ? `reserved bits 0x${d.reserved.toString(16)} set` : '', d.malformed.length ? `unused encoding in ${d.malformed.join(', ')}` : ''].filter(Boolean);
+  return { expected: `a ${what} qualification (SDM 27.2.1)`, why: parts.join('; ') };
+}
+
+function qualificationProblem(basic: number, v: ExitView, intrValid: boolean): Problem | undefined {
   const nonzeroAbove = (bits: number) => (bits >= 32 ? v.qualHi >>> (bits - 32) !== 0 : v.qualHi !== 0 || v.qualLo >>> bits !== 0);
-  const fromDecoded = (d: { reserved: bigint; malformed: readonly string[] }, what: string) => {
-    if (d.reserved === 0n && d.malformed.length === 0) return undefined;
-    const parts = [d.reserved !== 0n ? `reserved bits 0x${d.reserved.toString(16)} set` : '', d.malformed.length ? `unused encoding in ${d.malformed.join(', ')}` : ''].filter(Boolean);
-    return { expected: `a ${what} qualification (SDM 27.2.1)`, why: parts.join('; ') };
-  };
   if (ZERO_QUALIFICATION.has(basic)) {
     return v.qualLo === 0 && v.qualHi === 0 ? undefined : { expected: '0', why: 'the SDM clears the exit qualification for this exit' };
   }
@@ -251,22 +298,25 @@ function qualificationProblem(basic: number, v: ExitView, intrValid: boolean): {
       if (!intrValid) return undefined;
       const vector = v.intrInfo & 0xff;
       if (vector === 14 && ((v.intrInfo >>> 8) & 7) === 3) return undefined; // the faulting linear address
-      if (vector === 1) return fromDecoded(decodeDebugQualification(q), 'debug-exception');
+      if (vector === 1) return decodedProblem(0, v);
       return v.qualLo === 0 && v.qualHi === 0 ? undefined : { expected: '0', why: `only #PF and #DB exits carry a qualification, not vector ${vector}` };
     }
     case 4:
     case 45:
       return nonzeroAbove(8) ? { expected: 'bits 63:8 clear', why: 'the qualification holds only a vector (bits 7:0)' } : undefined;
-    case 9: return fromDecoded(decodeTaskSwitch(q), 'task-switch');
-    case 28: return fromDecoded(decodeCrAccess(q), 'control-register-access');
-    case 29: return fromDecoded(decodeMovDr(q), 'MOV-DR');
-    case 30: return fromDecoded(decodeIo(q), 'I/O-instruction');
+    case 9:
+    case 28:
+    case 29:
+    case 30:
+      return decodedProblem(basic, v);
     case 36: return nonzeroAbove(1) ? { expected: 'bits 63:1 clear', why: 'MWAIT reports only whether monitoring hardware was armed (bit 0)' } : undefined;
-    case 44: return fromDecoded(decodeApicAccess(q), 'APIC-access');
-    case 48:
-      return (q & EPT_QUALIFICATION_RESERVED_MASK) !== 0n
-        ? { expected: 'bits 63:17 clear', why: `reserved bits 0x${(q & EPT_QUALIFICATION_RESERVED_MASK).toString(16)} set in an EPT-violation qualification` }
-        : undefined;
+    case 44: return decodedProblem(basic, v);
+    case 48: {
+      // Reserved bits as 32-bit halves first: the bigint (for the message) only when one is set.
+      if ((v.qualLo & EPT_RESERVED_LO) === 0 && (v.qualHi & EPT_RESERVED_HI) === 0) return undefined;
+      const q = (BigInt(v.qualHi >>> 0) << 32n) | BigInt(v.qualLo >>> 0);
+      return { expected: 'bits 63:17 clear', why: `reserved bits 0x${(q & EPT_QUALIFICATION_RESERVED_MASK).toString(16)} set in an EPT-violation qualification` };
+    }
     case 56: return nonzeroAbove(12) ? { expected: 'bits 63:12 clear', why: 'an APIC-write qualification holds only the page offset (bits 11:0)' } : undefined;
     case 62: return (v.qualHi !== 0 || (v.qualLo & ~0x1000) !== 0) ? { expected: 'only bit 12 (NMI unblocking) may be set', why: 'a page-modification-log-full qualification has no other bits' } : undefined;
     default: return undefined;

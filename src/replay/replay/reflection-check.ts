@@ -3,7 +3,7 @@
 // Must not: call a decision wrong when it depends on vmcs12 state the trace does not carry (I/O bitmaps, exception
 // bitmap, ...) or on L0's own needs: those are unknown. Reference nested-vmx.md §6.1–6.2; SDM 25.1.2.
 import { reflectionRow } from '../../nested/reflect/table.js';
-import type { TraceEvent } from '../format/index.js';
+import type { ExitColumns, ReflectionColumns, TraceEvent, TraceEventKind } from '../format/index.js';
 import type { CheckSummary, ReplayCheck, ReplayCheckFactory, ReplayEnv } from './check.js';
 import { reasonName } from './exit-info.js';
 import { traceRule } from './rules.js';
@@ -28,10 +28,18 @@ interface L2Exit {
 }
 
 const ALL_ONES = (1n << 64n) - 1n;
+/** ExitColumns.kind of an l0-exit row; ExitColumns.level of L2 (LEVELS index). */
+const EXIT_ROW_L0 = 1;
+const LEVEL_L2 = 2;
+
+function big(lo: number, hi: number): bigint {
+  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
 
 class ReflectionCheck implements ReplayCheck {
   readonly id = 'reflection' as const;
   readonly columnar = false;
+  readonly columnarKinds: readonly TraceEventKind[] = ['vm-entry'];
   private readonly open: L2Exit[] = [];
   /** A reflected exit waiting for the vm-exit L1 receives. */
   private awaiting: L2Exit | undefined;
@@ -48,6 +56,33 @@ class ReflectionCheck implements ReplayCheck {
 
   constructor(private readonly env: ReplayEnv) {
     this.nested = env.header.kind === 'nested';
+  }
+
+  onExitRow(c: ExitColumns, r: number, index: number): void {
+    if (!this.nested) return;
+    const u = c.unknown[r]!;
+    if (c.kind[r] === EXIT_ROW_L0) {
+      if (c.level[r] !== LEVEL_L2 || (u & 1) !== 0) return;
+      this.l2Exits++;
+      const line = c.line[r]!;
+      this.open.push({
+        index, reason: c.reason[r]!, ...(line > 0 ? { line } : {}), ...((u & 4) === 0 ? { rip: big(c.ripLo[r]!, c.ripHi[r]!) } : {}),
+        ...((u & 2) === 0 ? { qualification: big(c.qualLo[r]!, c.qualHi[r]!) } : {}),
+      });
+      return;
+    }
+    if (this.awaiting && c.level[r] === LEVEL_L2) {
+      const x = this.awaiting;
+      const reason = (u & 1) === 0 ? c.reason[r]! : undefined;
+      // The qualification is compared only for an exit delivered with exactly the hardware's reason.
+      this.delivered(x, reason, reason === x.reason && (u & 2) === 0 ? big(c.qualLo[r]!, c.qualHi[r]!) : undefined);
+    }
+    this.awaiting = undefined;
+  }
+
+  onReflectionRow(c: ReflectionColumns, r: number): void {
+    if (!this.nested) return;
+    this.decide(c.decisionName(r), c.exitReason[r]!, c.hasRip[r] === 1 ? big(c.ripLo[r]!, c.ripHi[r]!) : undefined);
   }
 
   onEvent(e: TraceEvent, index: number): void {

@@ -3,14 +3,16 @@
 // injected) or RIP + VM-exit instruction length (skipped). Must not: judge exits whose instruction length the SDM
 // leaves undefined, or a RIP the trace does not show. SDM Vol. 3C 27.2.5.
 import { Field } from '../../cpu/generated/vmcs-fields.js';
-import type { TraceEvent } from '../format/index.js';
+import type { ExitColumns, TraceEvent, TraceEventKind, VmcsKind } from '../format/index.js';
 import type { CheckSummary, ReplayCheck, ReplayCheckFactory, ReplayEnv } from './check.js';
-import { emptyExitView, minimumLength, reasonName } from './exit-info.js';
-import { divergenceLevel, viewOfEvent } from './exit-info-check.js';
+import { K_LEN, K_REASON, K_RIP, emptyExitView, minimumLength, reasonName } from './exit-info.js';
+import { divergenceLevel, viewOfEvent, viewOfRow } from './exit-info-check.js';
 import { traceRule } from './rules.js';
 
 const U64 = (1n << 64n) - 1n;
 const U32 = (1n << 32n) - 1n;
+/** ExitColumns.kind of a vm-exit row. */
+const EXIT_ROW_VM = 0;
 
 interface OpenExit {
   readonly index: number;
@@ -25,6 +27,8 @@ interface OpenExit {
 class RipAdvanceCheck implements ReplayCheck {
   readonly id = 'rip-advance' as const;
   readonly columnar = false;
+  readonly columnarKinds: readonly TraceEventKind[] = ['vmcs-snapshot'];
+  readonly columnarSnapshotKinds: readonly VmcsKind[] = ['single'];
   private readonly view = emptyExitView();
   private open: OpenExit | undefined;
   private instructionExits = 0;
@@ -47,6 +51,18 @@ class RipAdvanceCheck implements ReplayCheck {
     if (minimumLength(viewOfEvent(e, this.view)) === 0) return;
     this.instructionExits++;
     this.open = { index, level: e.level, reason: e.reason, rip: e.rip, length: e.instructionLength, ...(e.line !== undefined ? { line: e.line } : {}) };
+  }
+
+  onExitRow(c: ExitColumns, r: number, index: number): void {
+    if (c.kind[r] !== EXIT_ROW_VM) return;
+    this.close();
+    // Reason, RIP and instruction length known (K_REASON | K_RIP | K_LEN clear in the unknown mask), not a failed entry.
+    if ((c.unknown[r]! & (K_REASON | K_RIP | K_LEN)) !== 0 || (c.reason[r]! & 0x8000_0000) !== 0) return;
+    if (minimumLength(viewOfRow(c, r, this.view)) === 0) return;
+    this.instructionExits++;
+    const line = c.line[r]!;
+    const rip = c.ripHi[r] === 0 ? BigInt(c.ripLo[r]!) : (BigInt(c.ripHi[r]!) << 32n) | BigInt(c.ripLo[r]!);
+    this.open = { index, level: c.level[r] === 1 ? 'L1' : 'L2', reason: c.reason[r]!, rip, length: c.instrLen[r]!, ...(line > 0 ? { line } : {}) };
   }
 
   private close(): void {

@@ -3,10 +3,12 @@
 // Must not: contain checking logic; ids never change meaning once published (reports, JSON, JUnit and the UI use them).
 // SDM Vol. 3C (classic numbering, reference §0.2): 24.9 / 27.2 exit information, 25.1.2 unconditional exits, 26.7.
 import { ENTRY_CHECKS } from '../../cpu/generated/entry-checks.js';
+import { modelRuleIds } from './model-rules.js';
 
 /** The check classes a replay of a recorded trace runs; one JUnit testcase each. */
-export type CheckClassId = 'exit-info' | 'vm-entry' | 'rip-advance' | 'reflection';
-export const CHECK_CLASSES: readonly CheckClassId[] = ['exit-info', 'vm-entry', 'rip-advance', 'reflection'];
+export type CheckClassId = 'exit-info' | 'vm-entry' | 'rip-advance' | 'reflection' | 'model';
+/** 'model': re-running the scenario of a `turtles record` trace (model-replay.ts; rule ids in model-rules.ts). */
+export const CHECK_CLASSES: readonly CheckClassId[] = ['exit-info', 'vm-entry', 'rip-advance', 'reflection', 'model'];
 
 export interface TraceRule {
   readonly id: string;
@@ -49,6 +51,7 @@ export function traceRule(id: TraceRuleId): TraceRule {
 export function ruleIdsOf(cls: CheckClassId): string[] {
   const ids: string[] = TRACE_RULES.filter((r) => r.cls === cls).map((r) => r.id);
   if (cls === 'vm-entry') ids.push(...ENTRY_CHECKS.map((c) => c.id));
+  if (cls === 'model') ids.push(...modelRuleIds());
   return ids;
 }
 

@@ -82,6 +82,9 @@ export namespace turtles {
                 /** Header kind. */
                 kind: turtles.trace.v1.TraceKind;
 
+                /** Header scenario. */
+                scenario?: (turtles.trace.v1.ScenarioSource.$Properties|null);
+
                 /**
                  * Encodes the specified Header message. Does not implicitly {@link turtles.trace.v1.Header.verify|verify} messages.
                  * @param message Header message or plain object to encode
@@ -127,12 +130,84 @@ export namespace turtles {
                     /** Header kind */
                     kind?: (turtles.trace.v1.TraceKind|null);
 
+                    /** Header scenario */
+                    scenario?: (turtles.trace.v1.ScenarioSource.$Properties|null);
+
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
                 }
 
                 /** Shape of a Header. */
                 type $Shape = turtles.trace.v1.Header.$Properties;
+            }
+
+            /**
+             * Properties of a ScenarioSource.
+             * @deprecated Use turtles.trace.v1.ScenarioSource.$Properties instead.
+             */
+            interface IScenarioSource extends turtles.trace.v1.ScenarioSource.$Properties {
+            }
+
+            /** Represents a ScenarioSource. */
+            class ScenarioSource {
+
+                /**
+                 * Constructs a new ScenarioSource.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: turtles.trace.v1.ScenarioSource.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ScenarioSource format. */
+                format: string;
+
+                /** ScenarioSource name. */
+                name: string;
+
+                /** ScenarioSource json. */
+                json: string;
+
+                /**
+                 * Encodes the specified ScenarioSource message. Does not implicitly {@link turtles.trace.v1.ScenarioSource.verify|verify} messages.
+                 * @param message ScenarioSource message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: turtles.trace.v1.ScenarioSource.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ScenarioSource message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {turtles.trace.v1.ScenarioSource & turtles.trace.v1.ScenarioSource.$Shape} ScenarioSource
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): turtles.trace.v1.ScenarioSource & turtles.trace.v1.ScenarioSource.$Shape;
+            }
+
+            namespace ScenarioSource {
+
+                /** Properties of a ScenarioSource. */
+                interface $Properties {
+
+                    /** ScenarioSource format */
+                    format?: (string|null);
+
+                    /** ScenarioSource name */
+                    name?: (string|null);
+
+                    /** ScenarioSource json */
+                    json?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ScenarioSource. */
+                type $Shape = turtles.trace.v1.ScenarioSource.$Properties;
             }
 
             /**

@@ -55,6 +55,7 @@ export const turtles = $root.turtles = (() => {
                 Header.prototype.seed = null;
                 Header.prototype.provenance = null;
                 Header.prototype.kind = 0;
+                Header.prototype.scenario = null;
 
                 let $oneOfFields;
 
@@ -85,6 +86,8 @@ export const turtles = $root.turtles = (() => {
                         $root.turtles.trace.v1.Provenance.encode(message.provenance, writer.uint32(50).fork(), _depth + 1).ldelim();
                     if (message.kind != null && $Object.hasOwnProperty.call(message, "kind") && message.kind !== 0)
                         writer.uint32(56).int32(message.kind);
+                    if (message.scenario != null && $Object.hasOwnProperty.call(message, "scenario"))
+                        $root.turtles.trace.v1.ScenarioSource.encode(message.scenario, writer.uint32(66).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -173,6 +176,12 @@ export const turtles = $root.turtles = (() => {
                                     delete message.kind;
                                 continue;
                             }
+                        case 8: {
+                                if (wireType !== 2)
+                                    break;
+                                message.scenario = $root.turtles.trace.v1.ScenarioSource.decode(reader, reader.size(), $undefined, _depth + 1, message.scenario);
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -191,6 +200,112 @@ export const turtles = $root.turtles = (() => {
                 };
 
                 return Header;
+            })();
+
+            v1.ScenarioSource = (function() {
+
+                const ScenarioSource = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                ScenarioSource.prototype.format = "";
+                ScenarioSource.prototype.name = "";
+                ScenarioSource.prototype.json = "";
+
+                ScenarioSource.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.format != null && $Object.hasOwnProperty.call(message, "format") && message.format !== "")
+                        writer.uint32(10).string(message.format);
+                    if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                        writer.uint32(18).string(message.name);
+                    if (message.json != null && $Object.hasOwnProperty.call(message, "json") && message.json !== "")
+                        writer.uint32(26).string(message.json);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                ScenarioSource.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.turtles.trace.v1.ScenarioSource();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.format = value;
+                                else
+                                    delete message.format;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.name = value;
+                                else
+                                    delete message.name;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.json = value;
+                                else
+                                    delete message.json;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                return ScenarioSource;
             })();
 
             v1.CpuModel = (function() {

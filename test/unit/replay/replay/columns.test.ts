@@ -59,6 +59,23 @@ describe('columnar chunk decode', () => {
     );
   });
 
+  it('decodes only the snapshot kinds asked for, each as the object decoder does (each kind is its own delta chain)', () => {
+    const cols = new ChunkColumns();
+    const kinds = ['unspecified', 'vmcs01', 'vmcs12', 'vmcs02', 'single'] as const;
+    fc.assert(
+      fc.property(fc.array(arbEvent, { maxLength: 60 }), fc.subarray([...kinds]), (events, wanted) => {
+        const payload = payloadOf(events);
+        const objects = decodeChunkPayload(payload, events.length, 0, 'm', 0).events;
+        const snapshotKinds = new Set(wanted);
+        decodeChunkColumns(payload, events.length, 0, 'm', 0, cols, { objects: new Set(['vmcs-snapshot']), snapshotKinds });
+        const expected = objects.map((e, i) => ({ event: i, value: e })).filter((o) => o.value.kind === 'vmcs-snapshot' && snapshotKinds.has(o.value.which));
+        expect(cols.objects).toEqual(expected);
+        for (const k of EVENT_KINDS) expect(cols.kindCounts[kindSlot(k)]).toBe(objects.filter((e) => e.kind === k).length);
+      }),
+      propertyParams({ numRuns: 200 }),
+    );
+  });
+
   it('keeps the RIP chain across records only the generated decoder reads (reason text)', () => {
     const events: TraceEvent[] = [
       { kind: 'vm-exit', level: 'L2', reason: 30, rip: 0xffff_ffff_8100_0000n },

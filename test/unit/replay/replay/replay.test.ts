@@ -104,6 +104,37 @@ describe('replay: check classes', () => {
   });
 });
 
+describe('replay: every check class on columns', () => {
+  it('exit and reflection rows plus snapshot and entry objects report exactly what the event path reports, across chunks', () => {
+    const events: TraceEvent[] = [];
+    for (let i = 0; i < 120; i++) {
+      // IRIS-shaped states that repeat (the entry-check cache) and differ (a bad RFLAGS every seventh), a failed entry.
+      events.push({ kind: 'vm-exit', level: i % 9 === 0 ? 'L1' : 'L2', line: i + 1, reason: i % 11 === 0 ? 0x8000_0021 : 30, rip: BigInt(0x1000 + (i % 4)), qualification: 0x700040n, instructionLength: 2 });
+      events.push(snap([[Field.GUEST_RIP, BigInt(0x1002 + (i % 4) + (i % 5 === 0 ? 7 : 0))], [Field.GUEST_RFLAGS, i % 7 === 0 ? 0x2n : 0x202n], [Field.VM_ENTRY_INTR_INFO_FIELD, 0x8000_0020n]], i + 1));
+      // Snapshots of a kind no columnar check reads (skipped there) between those it reads.
+      if (i % 2 === 0) events.push({ kind: 'vmcs-snapshot', which: 'vmcs12', fields: new Map([[Field.GUEST_RIP, BigInt(0x2000 + i)], [Field.GUEST_RFLAGS, 0x2n]]) });
+      // Nested: decisions (CPUID must be reflected), a reflected exit delivered with another qualification, entries.
+      if (i % 3 === 0) events.push(vmEntry('L2', { vmcs12: i % 2 ? 0x1000n : (1n << 64n) - 1n }));
+      events.push({ kind: 'l0-exit', level: 'L2', reason: i % 4 === 0 ? 10 : 28, rip: BigInt(0x30 + i), qualification: 0x3n });
+      events.push(reflection(i % 5 === 0 ? 'handled-by-l0' : 'reflected', i % 4 === 0 ? 10 : 28, { inferred: true, rip: BigInt(0x30 + i) }));
+      if (i % 5 !== 0) events.push({ kind: 'vm-exit', level: 'L2', reason: i % 4 === 0 ? 10 : 28, qualification: i % 6 === 0 ? 0x4n : 0x3n });
+    }
+    for (const header of [single, nested]) {
+      const t = reader(header, events, 50);
+      for (const options of [{}, { first: true }, { checks: ['guest.', 'trace.reflection'] }]) {
+        const cols = replayTrace(t, options);
+        const objs = replayTrace(t, { ...options, decode: 'events' });
+        expect(cols.decode).toBe('columns');
+        expect(objs.decode).toBe('events');
+        expect(cols.findings).toEqual(objs.findings);
+        expect(cols.checks).toEqual(objs.checks);
+        expect([cols.exits, cols.replayed, cols.stopped]).toEqual([objs.exits, objs.replayed, objs.stopped]);
+      }
+      expect(replayTrace(t).findings.length).toBeGreaterThan(header === nested ? 60 : 30);
+    }
+  });
+});
+
 describe('replay: options', () => {
   it('--checks selects rules by id prefix (trace rules and VM-entry check ids)', () => {
     expect(rules(replayTrace(reader(single, IRIS_LIKE), { checks: ['trace.rip'] }))).toEqual(['2:trace.rip-advance']);
