@@ -1,5 +1,5 @@
 // The recorder on every built-in scenario (mixed-1m in a short version): the file decodes to the recorded events with
-// the scenario in its header, the stream has the contract's shape (/tmp/notes/record-contract.md, docs/scenarios.md),
+// the scenario in its header, the stream has the contract's shape (docs/scenarios.md),
 // the exits delivered to L1 are exactly what the nested machine's O2 observations say, and each scenario shows the
 // behaviour it exists for. A wrong L0 is named in the producer and changes the recording.
 import { readFileSync } from 'node:fs';
