@@ -4,7 +4,7 @@
 // Must not: parse text or run anything (parse.ts parses, convert.ts turns a scenario into an L1Config).
 import type { EptPageSize } from '../../cpu/ept/types.js';
 import type { L2Mode } from '../../cpu/interp/l2-env.js';
-import type { ControlRequest, Ept12Mapping, EptSpec, EventInjection } from '../../cpu/l1/config.js';
+import type { ControlRequest, Ept12Mapping, EptSpec, EventInjection, L1Config } from '../../cpu/l1/config.js';
 
 export const SCENARIO_FORMAT = 'turtles.scenario.v1';
 
@@ -62,38 +62,22 @@ export interface ScenarioRule {
   readonly count?: number;
 }
 
-/** The built-in L1's configuration (src/cpu/l1/config.ts L1Config) in JSON terms. */
-export interface ScenarioL1 {
+/** The L1Config fields whose JSON form has the same type as in the configuration (64-bit values as bigint). */
+type SameAsL1Config =
+  | 'controls' | 'controlsMode' | 'exceptionBitmap' | 'pfecMask' | 'pfecMatch' | 'cr0Mask' | 'cr0Shadow' | 'cr4Mask'
+  | 'cr4Shadow' | 'cr3Targets' | 'ioBitmap' | 'msrBitmap' | 'ept' | 'vpid' | 'tscOffset' | 'tscMultiplier'
+  | 'preemptionTimer' | 'injection' | 'xssExitBitmap' | 'enclsExitingBitmap' | 'vmfuncControls' | 'tprThreshold'
+  | 'maxExits' | 'vmxoffAtEnd';
+
+/** The built-in L1's configuration (src/cpu/l1/config.ts L1Config) in JSON terms: the fields that name VMCS fields,
+ * exit reasons or registers, or hold bytes, take their JSON forms; the others are L1Config's own. */
+export interface ScenarioL1 extends Pick<L1Config, SameAsL1Config> {
   readonly l2: ScenarioL2;
-  readonly controls?: ScenarioControls;
-  readonly controlsMode?: 'adjust' | 'exact';
-  readonly exceptionBitmap?: number;
-  readonly pfecMask?: number;
-  readonly pfecMatch?: number;
-  readonly cr0Mask?: bigint;
-  readonly cr0Shadow?: bigint;
-  readonly cr4Mask?: bigint;
-  readonly cr4Shadow?: bigint;
-  readonly cr3Targets?: readonly bigint[];
-  readonly ioBitmap?: readonly number[];
-  readonly msrBitmap?: { readonly read?: readonly number[]; readonly write?: readonly number[] };
-  readonly ept?: ScenarioEpt;
-  readonly vpid?: number;
-  readonly tscOffset?: bigint;
-  readonly tscMultiplier?: bigint;
-  readonly preemptionTimer?: number;
-  readonly injection?: ScenarioInjection;
-  readonly xssExitBitmap?: bigint;
-  readonly enclsExitingBitmap?: bigint;
   readonly shadowFields?: readonly ScenarioField[];
-  readonly vmfuncControls?: bigint;
-  readonly tprThreshold?: number;
   readonly l1Msrs?: readonly { readonly index: number; readonly value: bigint }[];
   readonly l1Data?: readonly ScenarioBytes[];
   readonly vmcsWrites?: readonly { readonly field: ScenarioField; readonly value: bigint }[];
   readonly policy?: { readonly rules: readonly ScenarioRule[] };
-  readonly maxExits?: number;
-  readonly vmxoffAtEnd?: boolean;
 }
 
 export interface ScenarioL0 {

@@ -7,10 +7,19 @@ import { asm64 } from '../../../../src/asm/index.js';
 import { L1_GPA } from '../../../../src/cpu/address.js';
 import { Secondary } from '../../../../src/cpu/generated/controls.js';
 import { Field } from '../../../../src/cpu/generated/vmcs-fields.js';
-import { L1Layout } from '../../../../src/cpu/l1/config.js';
+import { L1Layout, type L1Policy } from '../../../../src/cpu/l1/config.js';
 import { L2Layout } from '../../../../src/cpu/interp/l2-env.js';
 import { runConfig, SKYLAKE } from '../machine/helpers.js';
 import { PML_PAGE, pmlConfig, STOP_AT_HLT } from '../../../support/pml-config.js';
+
+/** L1 empties the log's room (index FFFFh) at L2's VMCALL and stops at the log-full exit or at HLT. */
+const EMPTY_LOG_AT_VMCALL: L1Policy = {
+  rules: [
+    { reason: 18, actions: [{ kind: 'vmwrite', encoding: Field.GUEST_PML_INDEX, value: 0xffffn }, { kind: 'skip' }] },
+    { reason: 62, actions: [{ kind: 'stop' }] },
+    STOP_AT_HLT,
+  ],
+};
 
 const DATA = L2Layout.DATA;
 /** Guest paging structures of the 'long64' environment: PML4, PDPT, PD (2-MiB pages). */
@@ -78,13 +87,7 @@ describe('page-modification logging (SDM 29.3.6)', () => {
 
     // L1 empties the log room at a VMCALL after the read; the store then needs the dirty flag and exits 62.
     const full = runConfig(pmlConfig(asm64`mov rbx, ${DATA}; mov rax, [rbx]; vmcall; mov eax, 0x55; mov qword ptr [rbx], rax; hlt`, 511n, {
-      policy: {
-        rules: [
-          { reason: 18, actions: [{ kind: 'vmwrite', encoding: Field.GUEST_PML_INDEX, value: 0xffffn }, { kind: 'skip' }] },
-          { reason: 62, actions: [{ kind: 'stop' }] },
-          STOP_AT_HLT,
-        ],
-      },
+      policy: EMPTY_LOG_AT_VMCALL,
     }), { cpu: SKYLAKE });
     expect(full.exits.map((e) => e.exit.exitReason)).toEqual([18, 62]);
     // mov rbx, imm32 (sign-extended, 7 bytes), mov rax, [rbx] (3), vmcall (3), mov eax, imm32 (5): the store is at +18.
@@ -117,13 +120,7 @@ describe('page-modification logging (SDM 29.3.6)', () => {
         [Field.GUEST_PML_INDEX, 511n],
         [Field.GUEST_INTERRUPTIBILITY_INFO, interruptibility],
       ],
-      policy: {
-        rules: [
-          { reason: 18, actions: [{ kind: 'vmwrite', encoding: Field.GUEST_PML_INDEX, value: 0xffffn }, { kind: 'skip' }] },
-          { reason: 62, actions: [{ kind: 'stop' }] },
-          STOP_AT_HLT,
-        ],
-      },
+      policy: EMPTY_LOG_AT_VMCALL,
     }), { cpu: SKYLAKE });
     const blocked = iret(8n);
     expect(blocked.exits.map((e) => e.exit.exitReason)).toEqual([18, 62]);
