@@ -7,7 +7,7 @@ import { bit } from '../cpu/u64.js';
 import { Field } from '../cpu/generated/vmcs-fields.js';
 import { ExitReason } from '../cpu/generated/exit-reasons.js';
 import { Primary } from '../cpu/generated/controls.js';
-import { decodeOne } from '../cpu/interp/decode.js';
+import { DecodeCache } from '../cpu/interp/decode.js';
 import type { DecodedInstr } from '../cpu/interp/decoded.js';
 import type { ExitInformation, Observation, ObservationSink } from '../cpu/l1/observation.js';
 import type { RuleInputs } from '../cpu/nonroot/common.js';
@@ -88,6 +88,8 @@ export class NestedMonitor implements NestedRecordSink {
   /** EPT02 (or the EPT12 it must agree with) changed since the last EPT02 check, and which root that check saw. */
   private eptDirty = true;
   private eptChecked: bigint | undefined;
+  /** Decoded L2 instructions at exits, keyed by linear address (L2 loops exit at the same few instructions). */
+  private readonly decodes = new DecodeCache(4096);
 
   constructor(private readonly families: ReadonlySet<InvariantFamily>) {}
 
@@ -260,7 +262,8 @@ export class NestedMonitor implements NestedRecordSink {
     const linear = bitness === 64 ? l2.rip : (l2.segBase[Seg.CS]! + (l2.rip & 0xffff_ffffn)) & 0xffff_ffffn;
     const f = m.runner.memory.fetch(linear, length, { type: 'fetch', user: l2.cpl === 3, implicit: false });
     if (!f.ok || f.bytes.length < length) return null;
-    const d = decodeOne(f.bytes, bitness, l2.rip);
+    // The cache checks bytes, bitness and RIP on every hit, so it answers exactly what decodeOne would.
+    const d = this.decodes.decode(linear, f.bytes, bitness, l2.rip);
     return d.ok ? d.instr : null;
   }
 

@@ -149,6 +149,18 @@ export class CpuModel {
 
   /** Whether a control (by id, e.g. "secondary.enable-ept") may be set to 1. */
   controlOffered(id: string): boolean {
+    // A model never changes after construction, so each answer is remembered (hot: asked on every nested exit).
+    let v = this.offered.get(id);
+    if (v === undefined) {
+      v = this.computeControlOffered(id);
+      this.offered.set(id, v);
+    }
+    return v;
+  }
+
+  private readonly offered = new Map<string, boolean>();
+
+  private computeControlOffered(id: string): boolean {
     const [groupName] = id.split('.');
     const g = CONTROL_GROUPS.find((x) => x.group === groupName);
     const b = g?.bits.find((x) => x.id === id);

@@ -9,6 +9,7 @@ export const PAGE_SIZE = 4096;
 const PAGE_SHIFT = 12n;
 const PAGE_MASK = 0xfffn;
 const TWO_POW_64 = 1n << 64n;
+const U32 = 0xffff_ffffn;
 
 /** Default budget: 65,536 pages = 256 MiB of touched memory, far above what traces and fuzz cases use. */
 export const DEFAULT_MAX_PAGES = 65_536;
@@ -86,11 +87,11 @@ export class PhysicalMemory<A extends PhysicalAddress> implements QwordMemory<A>
   }
 
   readU16(address: A): number {
-    return toU32(this.readLittle(address, 2));
+    return this.readSmall(address, 2);
   }
 
   readU32(address: A): number {
-    return toU32(this.readLittle(address, 4));
+    return this.readSmall(address, 4);
   }
 
   readU64(address: A): bigint {
@@ -98,25 +99,35 @@ export class PhysicalMemory<A extends PhysicalAddress> implements QwordMemory<A>
   }
 
   writeU8(address: A, value: number): MemoryWriteResult<A> {
-    return this.writeLittle(address, 1, checkValue(value, 8));
+    checkValue(value, 8);
+    return this.writeWords(address, 1, value, 0);
   }
 
   writeU16(address: A, value: number): MemoryWriteResult<A> {
-    return this.writeLittle(address, 2, checkValue(value, 16));
+    checkValue(value, 16);
+    return this.writeWords(address, 2, value, 0);
   }
 
   writeU32(address: A, value: number): MemoryWriteResult<A> {
-    return this.writeLittle(address, 4, checkValue(value, 32));
+    checkValue(value, 32);
+    return this.writeWords(address, 4, value, 0);
   }
 
   writeU64(address: A, value: bigint): MemoryWriteResult<A> {
     if (value < 0n || value >= TWO_POW_64) throw new RangeError(`turtles bug: qword value ${value} is not a u64`);
-    return this.writeLittle(address, 8, value);
+    // Split into exact 32-bit halves: the value itself never passes through a JS number.
+    return this.writeWords(address, 8, Number(value & U32), Number(value >> 32n));
   }
 
   /** `length` bytes starting at `address` (a copy; never-written bytes read as 0). */
   read(address: A, length: number): Uint8Array {
     checkRange(address, length);
+    const off0 = Number((address as bigint) & PAGE_MASK);
+    if (off0 + length <= PAGE_SIZE) {
+      // Within one page (the common case: instruction fetches, entries): one copy, no per-page bigint arithmetic.
+      const page = this.pages.get(Number((address as bigint) >> PAGE_SHIFT));
+      return page === undefined ? new Uint8Array(length) : page.slice(off0, off0 + length);
+    }
     const out = new Uint8Array(length);
     let done = 0;
     let cur = address as bigint;
@@ -205,10 +216,17 @@ export class PhysicalMemory<A extends PhysicalAddress> implements QwordMemory<A>
 
   private readLittle(address: A, size: number): bigint {
     checkRange(address, size);
-    const off = pageOffset(address);
-    const page = this.pages.get(pageIndex(address));
+    const a = address as bigint;
+    const off = Number(a & PAGE_MASK);
     if (off + size <= PAGE_SIZE) {
+      // In range (checked above), so the page number is below 2^52 and exact as a number.
+      const page = this.pages.get(Number(a >> PAGE_SHIFT));
       if (page === undefined) return 0n;
+      if (size === 8) {
+        const lo = le32(page, off);
+        const hi = le32(page, off + 4);
+        return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+      }
       let v = 0n;
       for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(page[off + i]!);
       return v;
@@ -219,13 +237,44 @@ export class PhysicalMemory<A extends PhysicalAddress> implements QwordMemory<A>
     return v;
   }
 
-  private writeLittle(address: A, size: number, value: bigint): MemoryWriteResult<A> {
-    const bytes = new Uint8Array(size);
-    let v = value;
-    for (let i = 0; i < size; i++) {
-      bytes[i] = Number(v & 0xffn);
-      v >>= 8n;
+  /** A 2- or 4-byte little-endian value as a number (exact: at most 32 bits). */
+  private readSmall(address: A, size: 2 | 4): number {
+    checkRange(address, size);
+    const a = address as bigint;
+    const off = Number(a & PAGE_MASK);
+    if (off + size <= PAGE_SIZE) {
+      const page = this.pages.get(Number(a >> PAGE_SHIFT));
+      if (page === undefined) return 0;
+      return size === 4 ? le32(page, off) : page[off]! | (page[off + 1]! << 8);
     }
+    return toU32(this.readLittle(address, size));
+  }
+
+  /**
+   * Write the low `size` bytes of the value whose bits 31:0 are `lo` and 63:32 are `hi` (both exact 32-bit
+   * numbers). Within one page that is already allocated (or when the value is zero, which needs no page) the bytes
+   * go straight in; anything else takes the general path with its page-budget check. Observers are told either way.
+   */
+  private writeWords(address: A, size: number, lo: number, hi: number): MemoryWriteResult<A> {
+    checkRange(address, size);
+    const a = address as bigint;
+    const off = Number(a & PAGE_MASK);
+    if (off + size <= PAGE_SIZE) {
+      const page = this.pages.get(Number(a >> PAGE_SHIFT));
+      if (page !== undefined) {
+        for (let i = 0; i < size && i < 4; i++) page[off + i] = (lo >>> (8 * i)) & 0xff;
+        for (let i = 4; i < size; i++) page[off + i] = (hi >>> (8 * (i - 4))) & 0xff;
+        this.notify(address, size);
+        return OK;
+      }
+      if (lo === 0 && hi === 0) {
+        this.notify(address, size);
+        return OK;
+      }
+    }
+    const bytes = new Uint8Array(size);
+    for (let i = 0; i < size && i < 4; i++) bytes[i] = (lo >>> (8 * i)) & 0xff;
+    for (let i = 4; i < size; i++) bytes[i] = (hi >>> (8 * (i - 4))) & 0xff;
     return this.write(address, bytes);
   }
 
@@ -256,8 +305,14 @@ export class PhysicalMemory<A extends PhysicalAddress> implements QwordMemory<A>
   }
 
   private notify(address: A, length: number): void {
-    // Copy: an observer may unsubscribe itself while being notified.
-    for (const o of [...this.observers]) o(address, length);
+    const obs = this.observers;
+    if (obs.length === 0) return;
+    if (obs.length === 1) {
+      obs[0]!(address, length);
+      return;
+    }
+    // Copy: an observer may unsubscribe itself (or others) while being notified.
+    for (const o of [...obs]) o(address, length);
   }
 }
 
@@ -269,19 +324,25 @@ function pageOffset(address: PhysicalAddress): number {
   return Number((address as bigint) & PAGE_MASK);
 }
 
+/** Below this address an access of at most a page cannot run past 2^64 (saves a bigint addition per access). */
+const LAST_SHORT_ACCESS = TWO_POW_64 - BigInt(PAGE_SIZE);
+
+function le32(page: Uint8Array, off: number): number {
+  return (page[off]! | (page[off + 1]! << 8) | (page[off + 2]! << 16) | (page[off + 3]! << 24)) >>> 0;
+}
+
 function checkRange(address: PhysicalAddress, length: number): void {
   if (!Number.isInteger(length) || length < 0) throw new RangeError(`turtles bug: bad access length ${length}`);
   const a = address as bigint;
-  if (a < 0n || a + BigInt(length) > TWO_POW_64) {
+  if (a < 0n || ((length > PAGE_SIZE || a > LAST_SHORT_ACCESS) && a + BigInt(length) > TWO_POW_64)) {
     throw new RangeError(`turtles bug: access at 0x${a.toString(16)} (+${length}) leaves the 64-bit address space`);
   }
 }
 
-function checkValue(value: number, width: number): bigint {
+function checkValue(value: number, width: number): void {
   if (!Number.isInteger(value) || value < 0 || value >= 2 ** width) {
     throw new RangeError(`turtles bug: ${value} is not an unsigned ${width}-bit value`);
   }
-  return BigInt(value);
 }
 
 function bytesEqual(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {

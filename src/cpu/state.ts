@@ -48,36 +48,85 @@ export const Msr = {
   IA32_SMBASE: 0x9e, IA32_SMM_MONITOR_CTL: 0x9b, IA32_BIOS_UPDT_TRIG: 0x79, IA32_BIOS_SIGN_ID: 0x8b, IA32_APIC_BASE: 0x1b,
 } as const;
 
-export class CpuState {
-  readonly gpr = new BigUint64Array(16);
-  rip = 0n;
-  rflags = 0x2n;
-  cr0 = 0x60000010n;
-  cr2 = 0n;
-  cr3 = 0n;
-  cr4 = 0n;
-  cr8 = 0n;
-  readonly dr = new BigUint64Array(8);
-  efer = 0n;
-  readonly segSel = new Uint16Array(8);
-  readonly segBase = new BigUint64Array(8);
-  readonly segLimit = new Uint32Array(8);
-  readonly segAr = new Uint32Array(8);
-  gdtrBase = 0n;
-  gdtrLimit = 0xffff;
-  idtrBase = 0n;
-  idtrLimit = 0xffff;
-  /** MSRs not held in dedicated fields (EFER and the segment bases FS/GS are fields). */
-  readonly msrs = new Map<number, bigint>();
-  /** Interruptibility state in the VMX format (SDM 24.4.2): STI 0, MOV-SS 1, SMI 2, NMI 3. */
-  interruptibility = 0;
-  /** Activity state (SDM 24.4.2): 0 active, 1 HLT, 2 shutdown, 3 wait-for-SIPI. */
-  activity = 0;
-  pendingDebugExceptions = 0n;
-  /** Time-stamp counter: an instruction count, never the host clock. */
-  tsc = 0n;
+// The 16 GPRs take 128 bytes, above V8's limit for typed arrays kept on the JS heap (64 bytes), so each
+// `new BigUint64Array(16)` would allocate and later finalize an external backing store — the dominant cost of a
+// state copy. GPR arrays are instead views into small shared chunks (a chunk lives while any of its views does,
+// at most GPR_CHUNK_BYTES per live state). The views behave exactly like separately allocated arrays.
+const GPR_BYTES = 16 * 8;
+const GPR_CHUNK_BYTES = 1024;
+let gprChunk = new ArrayBuffer(GPR_CHUNK_BYTES);
+let gprChunkUsed = 0;
 
-  constructor() {
+function newGprArray(): BigUint64Array {
+  if (gprChunkUsed + GPR_BYTES > GPR_CHUNK_BYTES) {
+    gprChunk = new ArrayBuffer(GPR_CHUNK_BYTES);
+    gprChunkUsed = 0;
+  }
+  const a = new BigUint64Array(gprChunk, gprChunkUsed, 16);
+  gprChunkUsed += GPR_BYTES;
+  return a;
+}
+
+export class CpuState {
+  readonly gpr: BigUint64Array;
+  rip: bigint;
+  rflags: bigint;
+  cr0: bigint;
+  cr2: bigint;
+  cr3: bigint;
+  cr4: bigint;
+  cr8: bigint;
+  readonly dr: BigUint64Array;
+  efer: bigint;
+  readonly segSel: Uint16Array;
+  readonly segBase: BigUint64Array;
+  readonly segLimit: Uint32Array;
+  readonly segAr: Uint32Array;
+  gdtrBase: bigint;
+  gdtrLimit: number;
+  idtrBase: bigint;
+  idtrLimit: number;
+  /** MSRs not held in dedicated fields (EFER and the segment bases FS/GS are fields). */
+  readonly msrs: Map<number, bigint>;
+  /** Interruptibility state in the VMX format (SDM 24.4.2): STI 0, MOV-SS 1, SMI 2, NMI 3. */
+  interruptibility: number;
+  /** Activity state (SDM 24.4.2): 0 active, 1 HLT, 2 shutdown, 3 wait-for-SIPI. */
+  activity: number;
+  pendingDebugExceptions: bigint;
+  /** Time-stamp counter: an instruction count, never the host clock. */
+  tsc: bigint;
+
+  /**
+   * The reset state, or a copy of `source` (what clone() returns). Copying here, rather than building the reset
+   * state and overwriting it, allocates each array once: VM entries and exits copy a state every time.
+   */
+  constructor(source?: CpuState) {
+    if (source) {
+      this.gpr = newGprArray();
+      this.gpr.set(source.gpr);
+      this.rip = source.rip; this.rflags = source.rflags;
+      this.cr0 = source.cr0; this.cr2 = source.cr2; this.cr3 = source.cr3; this.cr4 = source.cr4; this.cr8 = source.cr8;
+      this.dr = source.dr.slice();
+      this.efer = source.efer;
+      this.segSel = source.segSel.slice(); this.segBase = source.segBase.slice();
+      this.segLimit = source.segLimit.slice(); this.segAr = source.segAr.slice();
+      this.gdtrBase = source.gdtrBase; this.gdtrLimit = source.gdtrLimit; this.idtrBase = source.idtrBase; this.idtrLimit = source.idtrLimit;
+      this.msrs = new Map(source.msrs);
+      this.interruptibility = source.interruptibility; this.activity = source.activity;
+      this.pendingDebugExceptions = source.pendingDebugExceptions; this.tsc = source.tsc;
+      return;
+    }
+    this.gpr = newGprArray();
+    this.rip = 0xfff0n; this.rflags = 0x2n;
+    this.cr0 = 0x60000010n; this.cr2 = 0n; this.cr3 = 0n; this.cr4 = 0n; this.cr8 = 0n;
+    this.dr = new BigUint64Array(8);
+    this.efer = 0n;
+    this.segSel = new Uint16Array(8); this.segBase = new BigUint64Array(8);
+    this.segLimit = new Uint32Array(8); this.segAr = new Uint32Array(8);
+    this.gdtrBase = 0n; this.gdtrLimit = 0xffff; this.idtrBase = 0n; this.idtrLimit = 0xffff;
+    this.msrs = new Map<number, bigint>();
+    this.interruptibility = 0; this.activity = 0;
+    this.pendingDebugExceptions = 0n; this.tsc = 0n;
     this.dr[6] = 0xffff0ff0n;
     this.dr[7] = 0x400n;
     for (let s = 0; s < 8; s++) {
@@ -87,7 +136,6 @@ export class CpuState {
     this.segSel[Seg.CS] = 0xf000;
     this.segBase[Seg.CS] = 0xffff0000n;
     this.segAr[Seg.CS] = 0x9b;
-    this.rip = 0xfff0n;
     this.msrs.set(Msr.IA32_PAT, 0x0007040600070406n);
   }
 
@@ -134,18 +182,6 @@ export class CpuState {
   }
 
   clone(): CpuState {
-    const c = new CpuState();
-    c.gpr.set(this.gpr);
-    c.rip = this.rip; c.rflags = this.rflags;
-    c.cr0 = this.cr0; c.cr2 = this.cr2; c.cr3 = this.cr3; c.cr4 = this.cr4; c.cr8 = this.cr8;
-    c.dr.set(this.dr);
-    c.efer = this.efer;
-    c.segSel.set(this.segSel); c.segBase.set(this.segBase); c.segLimit.set(this.segLimit); c.segAr.set(this.segAr);
-    c.gdtrBase = this.gdtrBase; c.gdtrLimit = this.gdtrLimit; c.idtrBase = this.idtrBase; c.idtrLimit = this.idtrLimit;
-    c.msrs.clear();
-    for (const [k, v] of this.msrs) c.msrs.set(k, v);
-    c.interruptibility = this.interruptibility; c.activity = this.activity;
-    c.pendingDebugExceptions = this.pendingDebugExceptions; c.tsc = this.tsc;
-    return c;
+    return new CpuState(this);
   }
 }

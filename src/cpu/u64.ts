@@ -26,9 +26,21 @@ export function bits(x: bigint, hi: number, lo: number): bigint {
   return (x >> BigInt(lo)) & ((1n << BigInt(hi - lo + 1)) - 1n);
 }
 
+// maskRange results by hi·128 + lo, filled on first use: bigints are immutable, so a remembered mask is the same
+// value a fresh computation gives, without the three bigint operations per call on hot paths (EPT/paging walks).
+const MASK_MEMO: (bigint | undefined)[] = new Array<bigint | undefined>(128 * 128).fill(undefined);
+
 /** Mask with bits hi:lo set. */
 export function maskRange(hi: number, lo: number): bigint {
-  return ((1n << BigInt(hi - lo + 1)) - 1n) << BigInt(lo);
+  const small = hi >= 0 && hi < 128 && lo >= 0 && lo < 128 && (hi | 0) === hi && (lo | 0) === lo;
+  const key = hi * 128 + lo;
+  if (small) {
+    const m = MASK_MEMO[key];
+    if (m !== undefined) return m;
+  }
+  const m = ((1n << BigInt(hi - lo + 1)) - 1n) << BigInt(lo);
+  if (small) MASK_MEMO[key] = m;
+  return m;
 }
 
 /** A 32-bit control value (always exact in a JS number) from a bigint field value. */
@@ -37,8 +49,10 @@ export function toU32(x: bigint): number {
 }
 
 /** A small bigint known to fit 53 bits (counts, indices, offsets), as a number. Throws if it does not fit. */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 export function toSafeNumber(x: bigint): number {
-  if (x < 0n || x > BigInt(Number.MAX_SAFE_INTEGER)) {
+  if (x < 0n || x > MAX_SAFE) {
     throw new RangeError(`turtles bug: ${x} does not fit a safe integer`);
   }
   return Number(x);

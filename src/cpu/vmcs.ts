@@ -130,6 +130,13 @@ export class Vmcs implements VmcsReader {
     }
     const width = WIDTH_CLASS[slot]!;
     if (width === 2) {
+      // Most 64-bit field values fit 32 bits (selectors, small addresses): two comparisons instead of three
+      // bigint truncations; the stored words are the same.
+      if (value >= 0n && value <= 0xffff_ffffn) {
+        this.words[2 * slot] = Number(value);
+        this.words[2 * slot + 1] = 0;
+        return;
+      }
       const v = BigInt.asUintN(64, value);
       this.words[2 * slot] = Number(BigInt.asUintN(32, v));
       this.words[2 * slot + 1] = Number(v >> 32n);
@@ -157,6 +164,23 @@ export class Vmcs implements VmcsReader {
 
   copyFrom(other: Vmcs): void {
     this.words.set(other.words);
+  }
+
+  /**
+   * For each full field at `slots`: `this.set(e, other.get(e))` without bigints (the value truncated to the field width,
+   * as set does). For copying a fixed field list between two VMCSs (shadow VMCS sync, vmcs02 → vmcs12 guest state).
+   */
+  copySlotsFrom(other: Vmcs, slots: Int32Array): void {
+    const to = this.words;
+    const from = other.words;
+    for (let k = 0; k < slots.length; k++) {
+      const s = slots[k]!;
+      const width = WIDTH_CLASS[s];
+      if (width === undefined) throw new Error(`turtles bug: VMCS slot ${s} is not in the field table`);
+      const low = from[2 * s]!;
+      to[2 * s] = width === 0 ? low & 0xffff : low;
+      to[2 * s + 1] = width === 2 ? from[2 * s + 1]! : 0;
+    }
   }
 
   /** Slots whose value differs from `other` (for deltas and diffs). */

@@ -11,6 +11,7 @@ import { InputLookup } from '../../nested/merge/rule-kit.js';
 import type { FieldProvenance, L0MergeInputs, ProvenanceInput } from '../../nested/merge/types.js';
 import { Deviation, type L0Profile } from '../../nested/profile.js';
 import { hexValue, type Divergence } from '../divergence.js';
+import { holdsValue, misquoted, RecordFactsCache } from './merge-quotes.js';
 
 export interface MergeCheckInput {
   /** Event (L1 step) of the L2 entry. */
@@ -250,46 +251,38 @@ const ENCODING_BY_NAME: ReadonlyMap<string, number> = new Map(Object.entries(Fie
 const CHECKED_FIELDS = slotFields().map((def, slot) => ({ def, slot, rule: FIELD_RULES.get(def.name)! })).filter((x) => x.rule !== EXIT_INFO_RULE);
 
 /**
- * Frozen provenance records whose rule already reproduced their value (step 3). The replay reads nothing but the record,
- * so for a record nobody can change (the merge freezes the records it hands out again) the verdict cannot change.
+ * Per slot, what is known about the provenance records seen there: compiled quotes, frozenness, and whether the rule
+ * already reproduced the value (step 3). The replay reads nothing but the record, so for a record nobody can change (the
+ * merge freezes the records it hands out again) that verdict cannot change.
  */
-const replayVerified = new WeakSet<FieldProvenance>();
+const recordFacts = new RecordFactsCache();
 
-function deeplyFrozen(p: FieldProvenance): boolean {
-  if (!Object.isFrozen(p) || !Object.isFrozen(p.inputs)) return false;
-  for (const x of p.inputs) if (!Object.isFrozen(x)) return false;
-  return true;
-}
-
-/** The recorded input that is not the value its source holds now, if any (step 2). */
-function misquotedInput(i: MergeCheckInput, p: FieldProvenance): ProvenanceInput | undefined {
-  const inputs = p.inputs;
-  for (let k = 0; k < inputs.length; k++) {
-    const x = inputs[k]!;
-    const field = x.field;
-    if (field === undefined) continue;
-    if (x.from === 'vmcs01' || x.from === 'vmcs12') {
-      const enc = ENCODING_BY_NAME.get(field);
-      if (enc !== undefined && (x.from === 'vmcs01' ? i.vmcs01 : i.vmcs12).get(enc) !== x.value) return x;
-      continue;
-    }
-    if (x.from !== 'L0') continue;
-    if (field.startsWith('merged.')) {
-      const menc = ENCODING_BY_NAME.get(field.slice(7));
-      if (menc !== undefined && i.vmcs02.get(menc) !== x.value) return x;
-      continue;
-    }
-    const v = l0Item(i.l0, field);
-    if (v !== undefined && v !== x.value) return x;
+/** Whether one recorded input is not the value its source holds now (inputs that name no checkable source pass; step 2). */
+function inputLies(i: MergeCheckInput, x: ProvenanceInput): boolean {
+  const field = x.field;
+  if (field === undefined) return false;
+  if (x.from === 'vmcs01' || x.from === 'vmcs12') {
+    const enc = ENCODING_BY_NAME.get(field);
+    return enc !== undefined && (x.from === 'vmcs01' ? i.vmcs01 : i.vmcs12).get(enc) !== x.value;
   }
-  return undefined;
+  if (x.from !== 'L0') return false;
+  if (field.startsWith('merged.')) {
+    const menc = ENCODING_BY_NAME.get(field.slice(7));
+    return menc !== undefined && i.vmcs02.get(menc) !== x.value;
+  }
+  const v = l0Item(i.l0, field);
+  return v !== undefined && v !== x.value;
 }
+
+/** Scratch for checkMerge (not re-entrant): provenance by slot. */
+const BY_SLOT = new Array<FieldProvenance | undefined>(VMCS_SLOT_COUNT).fill(undefined);
 
 /** All merge-invariant divergences of one L2 entry. */
 export function checkMerge(i: MergeCheckInput): Divergence[] {
   const out: Divergence[] = [];
   // Provenance by slot of its (full) encoding, the last record of an encoding winning; other encodings are never asked for.
-  const bySlot = new Array<FieldProvenance | undefined>(VMCS_SLOT_COUNT);
+  const bySlot = BY_SLOT;
+  bySlot.fill(undefined);
   for (let k = 0; k < i.provenance.length; k++) {
     const p = i.provenance[k]!;
     const slot = (p.encoding & 1) === 0 ? slotOf(p.encoding) : -1;
@@ -304,19 +297,20 @@ export function checkMerge(i: MergeCheckInput): Divergence[] {
       out.push(div(i, 'merge.provenance', f.name, rule, 'no provenance', `vmcs02 ${f.name} has no provenance: L0 wrote it without a merge rule`));
       continue;
     }
-    if (p.rule !== rule || p.value !== i.vmcs02.get(f.encoding)) {
+    const facts = recordFacts.facts(slot, p);
+    if (p.rule !== rule || !holdsValue(i.vmcs02, slot, facts)) {
       out.push(div(i, 'merge.provenance', f.name, `${rule} = ${hexValue(i.vmcs02.get(f.encoding))}`, `${p.rule} = ${hexValue(p.value)}`,
         `provenance of vmcs02 ${f.name} does not describe the value vmcs02 holds`, p));
       continue;
     }
     // 2. Inputs recorded from vmcs01 / vmcs12 / L0 are the values those hold; 3. the rule reproduces the value.
-    const lie = misquotedInput(i, p);
+    const lie = misquoted(i, facts, inputLies);
     if (lie) {
       out.push(div(i, 'merge.provenance', f.name, `${lie.from}.${lie.field ?? ''} as recorded`, hexValue(lie.value),
         `provenance of vmcs02 ${f.name} names ${lie.from}.${lie.field ?? ''} = ${hexValue(lie.value)}, which is not the value L0 merged from`, p));
       continue;
     }
-    if (replayVerified.has(p)) continue;
+    if (facts.replayed) continue;
     const impl = MERGE_RULES.get(rule);
     if (impl) {
       let replay: bigint | undefined;
@@ -332,7 +326,7 @@ export function checkMerge(i: MergeCheckInput): Divergence[] {
         continue;
       }
     }
-    if (deeplyFrozen(p)) replayVerified.add(p);
+    if (facts.frozen) facts.replayed = true;
   }
 
   // 4. Independent re-derivation of the fields that decide exits and what L2 sees.

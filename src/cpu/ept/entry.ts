@@ -43,28 +43,33 @@ export function isValidEptMemType(t: number): boolean {
  * misconfigured (reference §8.4).
  */
 export function eptMisconfiguration(entry: bigint, level: EptLevel, config: EptConfig): EptMisconfigReason | undefined {
-  const xwr = entry & 7n;
-  if (xwr === 0b010n || xwr === 0b110n) return 'write-without-read';
+  // Bits 31:0 and 63:32 as exact 32-bit numbers: every test below is a bit test within one half.
+  const lo = Number(entry & 0xffff_ffffn);
+  const xwr = lo & 7;
+  if (xwr === 0b010 || xwr === 0b110) return 'write-without-read';
   // Execute-only is the value 100b of bits 2:0 (SDM text). An XU-only entry (bits 2:0 = 000b, bit 10 = 1 with
   // MBEC) is not named by the SDM as misconfigured, so it is not treated as one. [verify]
-  if (xwr === 0b100n && !config.caps.executeOnly) return 'execute-only-unsupported';
+  if (xwr === 0b100 && !config.caps.executeOnly) return 'execute-only-unsupported';
   const n = config.caps.maxPhysAddr;
-  if (n < 52 && (entry & maskRange(51, n)) !== 0n) return 'reserved-bits';
+  if (n < 52) {
+    // Bits 51:n. With n >= 32 they all sit in the high half; a smaller width takes the general bigint test.
+    if (n >= 32 ? (Number((entry >> 32n) & 0xfffffn) >>> (n - 32)) !== 0 : (entry & maskRange(51, n)) !== 0n) return 'reserved-bits';
+  }
   if (level >= 4) {
     // PML5E / PML4E: bits 7:3 reserved (bit 7 must be 0: no 512-GiB pages).
-    if ((entry & maskRange(7, 3)) !== 0n) return 'reserved-bits';
+    if ((lo & 0xf8) !== 0) return 'reserved-bits';
     return undefined;
   }
   if (level === 1) return leafMemType(entry);
-  if ((entry & EptBit.PS) === 0n) {
+  if ((lo & 0x80) === 0) {
     // PDPTE / PDE referencing a table: bits 6:3 reserved.
-    if ((entry & maskRange(6, 3)) !== 0n) return 'reserved-bits';
+    if ((lo & 0x78) !== 0) return 'reserved-bits';
     return undefined;
   }
   if (level === 3 && !config.caps.pages1G) return 'large-page-unsupported';
   if (level === 2 && !config.caps.pages2M) return 'large-page-unsupported';
-  const frameReserved = level === 3 ? maskRange(29, 12) : maskRange(20, 12);
-  if ((entry & frameReserved) !== 0n) return 'reserved-bits';
+  // Bits 29:12 (1-GiB page) or 20:12 (2-MiB page) of the frame are reserved.
+  if ((lo & (level === 3 ? 0x3fff_f000 : 0x1f_f000)) !== 0) return 'reserved-bits';
   return leafMemType(entry);
 }
 

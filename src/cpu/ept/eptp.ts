@@ -10,7 +10,22 @@ import type { QwordMemory } from '../memory.js';
 import { bit, bits, maskRange } from '../u64.js';
 import type { DecodedEptp, Ept, EptCapabilities, EptConfig } from './types.js';
 
+// One capability object per model and shadow-stack setting: a model never changes, so the answer is shared (and the
+// EPTP validation memo below, keyed by the object, hits for every caller).
+const capabilitiesMemo = new WeakMap<CpuModel, [EptCapabilities | undefined, EptCapabilities | undefined]>();
+
 export function eptCapabilities(model: CpuModel, options: { supervisorShadowStack?: boolean } = {}): EptCapabilities {
+  const sss = options.supervisorShadowStack ?? false;
+  let pair = capabilitiesMemo.get(model);
+  if (!pair) {
+    pair = [undefined, undefined];
+    capabilitiesMemo.set(model, pair);
+  }
+  const i = sss ? 1 : 0;
+  return (pair[i] ??= computeEptCapabilities(model, sss));
+}
+
+function computeEptCapabilities(model: CpuModel, supervisorShadowStack: boolean): EptCapabilities {
   return {
     maxPhysAddr: model.maxPhysAddr,
     executeOnly: model.eptCap(0),
@@ -22,7 +37,7 @@ export function eptCapabilities(model: CpuModel, options: { supervisorShadowStac
     pages1G: model.eptCap(17),
     accessedDirty: model.eptCap(21),
     advancedExitInfo: model.eptCap(22),
-    supervisorShadowStack: options.supervisorShadowStack ?? false,
+    supervisorShadowStack,
   };
 }
 
@@ -53,8 +68,28 @@ export function eptrtaOf(eptp: bigint): bigint {
   return eptp & maskRange(51, 12);
 }
 
+// validateEptp answers per capability set, by EPTP value: the answer is a pure function of the two and its objects are
+// read-only, so a remembered one is as good as a fresh one (nested L0 re-validates the same EPTPs on every entry).
+// Bounded: a map that reaches VALIDATION_MEMO_LIMIT values starts over.
+const validationMemo = new WeakMap<EptCapabilities, Map<bigint, EptpValidation>>();
+const VALIDATION_MEMO_LIMIT = 256;
+
 /** Check an EPTP against the capabilities, in the order of SDM 26.2.1.1. */
 export function validateEptp(eptp: bigint, caps: EptCapabilities): EptpValidation {
+  let memo = validationMemo.get(caps);
+  if (!memo) {
+    memo = new Map();
+    validationMemo.set(caps, memo);
+  }
+  const known = memo.get(eptp);
+  if (known) return known;
+  const v = computeEptpValidation(eptp, caps);
+  if (memo.size >= VALIDATION_MEMO_LIMIT) memo.clear();
+  memo.set(eptp, v);
+  return v;
+}
+
+function computeEptpValidation(eptp: bigint, caps: EptCapabilities): EptpValidation {
   const fail = (kind: EptpErrorKind, message: string): EptpValidation => ({ ok: false, error: { kind, eptp, message } });
   const memType = Number(bits(eptp, 2, 0));
   if (!((memType === 0 && caps.memTypeUc) || (memType === 6 && caps.memTypeWb))) {
@@ -125,15 +160,15 @@ interface EptArgs<Out extends PhysicalAddress> {
 
 /** L1's EPT for L2 (vmcs12 EPT pointer): L2 guest-physical → L1 guest-physical, tables in L1 memory. */
 export function ept12(args: EptArgs<L1Gpa>): EptHandleResult<L2Gpa, L1Gpa> {
-  return makeEpt({ ...args, inSpace: L2_GPA, outSpace: L1_GPA });
+  return makeEpt({ eptp: args.eptp, config: args.config, tables: args.tables, inSpace: L2_GPA, outSpace: L1_GPA });
 }
 
 /** L0's EPT for L1 (vmcs01): L1 guest-physical → host-physical, tables in host memory. */
 export function ept01(args: EptArgs<Hpa>): EptHandleResult<L1Gpa, Hpa> {
-  return makeEpt({ ...args, inSpace: L1_GPA, outSpace: HPA });
+  return makeEpt({ eptp: args.eptp, config: args.config, tables: args.tables, inSpace: L1_GPA, outSpace: HPA });
 }
 
 /** L0's shadow EPT for L2 (vmcs02): L2 guest-physical → host-physical, tables in host memory. */
 export function ept02(args: EptArgs<Hpa>): EptHandleResult<L2Gpa, Hpa> {
-  return makeEpt({ ...args, inSpace: L2_GPA, outSpace: HPA });
+  return makeEpt({ eptp: args.eptp, config: args.config, tables: args.tables, inSpace: L2_GPA, outSpace: HPA });
 }

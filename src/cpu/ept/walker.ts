@@ -13,6 +13,11 @@ import {
 
 const ALL_RIGHTS: WalkedRights = { read: true, write: true, execute: true, userExecute: true };
 const NO_RIGHTS: WalkedRights = { read: false, write: false, execute: false, userExecute: false };
+/** R, W, X and XU at their entry positions (bits 0, 1, 2, 10). */
+const RIGHT_BITS = 0x407;
+const RIGHT_BITS_N = 0x407n;
+/** Shift of the 9-bit table index per level (12 + 9·(level − 1)), as bigints made once. */
+const LEVEL_SHIFT: readonly bigint[] = [0n, 12n, 21n, 30n, 39n, 48n];
 
 /**
  * Walk `ept` for `gpa`. `NoInfer` keeps the input space fixed by the handle, so an L2Gpa cannot be fed to EPT01.
@@ -31,14 +36,15 @@ export function walkEpt<In extends GuestPhysical, Out extends PhysicalAddress>(
   const path: EptWalkStep<Out>[] = [];
   // A 4-level EPT translates 48 guest-physical bits, a 5-level one 57. An address with a bit above that (possible only
   // when MAXPHYADDR > 48 with 4-level EPT) has no entry that could map it: reported like a not-present entry. [verify]
-  if ((gpa as bigint) >> BigInt(12 + 9 * levels) !== 0n) return violation(ept, gpa, access, NO_RIGHTS, path);
+  if ((gpa as bigint) >> (levels === 5 ? 57n : 48n) !== 0n) return violation(ept, gpa, access, NO_RIGHTS, path);
 
   let table = ept.root as bigint;
-  let rights = ALL_RIGHTS;
+  // Rights ANDed over the entries as bits R 0, W 1, X 2, XU 10 (the entry's own positions): no object per level.
+  let rightBits = RIGHT_BITS;
   let leafLevel: EptLevel = 1;
   let leafEntry = 0n;
   for (let level = levels as EptLevel; ; level = (level - 1) as EptLevel) {
-    const shift = BigInt(12 + 9 * (level - 1));
+    const shift = LEVEL_SHIFT[level]!;
     const address = ept.outSpace.of(table + (((gpa as bigint) >> shift) & 0x1ffn) * 8n);
     const entry = ept.tables.readU64(address);
     path.push({ level, address, entry });
@@ -47,12 +53,7 @@ export function walkEpt<In extends GuestPhysical, Out extends PhysicalAddress>(
     if (reason !== undefined) {
       return { ok: false, kind: 'misconfig', gpa, reason, level, entry, path };
     }
-    rights = {
-      read: rights.read && (entry & EptBit.R) !== 0n,
-      write: rights.write && (entry & EptBit.W) !== 0n,
-      execute: rights.execute && (entry & EptBit.X) !== 0n,
-      userExecute: rights.userExecute && (entry & EptBit.XU) !== 0n,
-    };
+    rightBits &= Number(entry & RIGHT_BITS_N);
     const leaf = eptEntryIsLeaf(entry, level);
     if (leaf) {
       leafLevel = level;
@@ -61,6 +62,9 @@ export function walkEpt<In extends GuestPhysical, Out extends PhysicalAddress>(
     }
     table = eptEntryFrame(entry, level, false);
   }
+  const rights: WalkedRights = rightBits === RIGHT_BITS ? ALL_RIGHTS : {
+    read: (rightBits & 1) !== 0, write: (rightBits & 2) !== 0, execute: (rightBits & 4) !== 0, userExecute: (rightBits & 0x400) !== 0,
+  };
 
   if (!permits(access, rights, mbec, eptp.accessedDirty)) return violation(ept, gpa, access, rights, path);
 
@@ -73,8 +77,10 @@ export function walkEpt<In extends GuestPhysical, Out extends PhysicalAddress>(
     const gate = ept.flagGate;
     const leafDirty = (leafEntry & EptBit.D) !== 0n;
     // PML (SDM 29.3.6): a log-full event leaves every flag as it was; the gate tells the caller to exit instead.
-    if (gate && flagsNeedUpdate(path, writes) && !gate.beforeFlagUpdate(gpa as bigint, writes && !leafDirty)) dirty = leafDirty;
-    else dirty = setAccessedDirty(ept, path, writes);
+    const needUpdate = flagsNeedUpdate(path, writes);
+    if (gate && needUpdate && !gate.beforeFlagUpdate(gpa as bigint, writes && !leafDirty)) dirty = leafDirty;
+    // Every flag already set: setAccessedDirty would write nothing and report the leaf's D flag.
+    else dirty = needUpdate ? setAccessedDirty(ept, path, writes) : leafDirty;
   }
   return {
     ok: true,

@@ -293,7 +293,9 @@ const MEMSIZE_BYTES = new Map<number, number>([
  * equal the bytes fetched now and the bitness and IP match, so writes to code never leave a stale entry live.
  */
 export class DecodeCache {
-  private readonly entries = new Map<bigint, DecodedInstr>();
+  // Keyed by phys·4 + bitness/32: a number while that is exact (phys < 2^51, every address in practice), else a
+  // bigint; a Map never confuses 5 with 5n. The CS offset of the decode is kept with the entry.
+  private readonly entries = new Map<number | bigint, { readonly instr: DecodedInstr; readonly ip: bigint }>();
   hits = 0;
   misses = 0;
 
@@ -301,18 +303,21 @@ export class DecodeCache {
 
   /** Decode `bytes` (fetched at physical `phys`, CS offset `ip`), using the cache when it is valid. */
   decode(phys: bigint, bytes: Uint8Array, bitness: 16 | 32 | 64, ip: bigint): DecodeResult {
-    const key = (phys << 2n) | BigInt(bitness >> 5);
-    const hit = this.entries.get(key);
-    if (hit && hit.bitness === bitness && hit.length <= bytes.length && sameBytes(hit.bytes, bytes) && this.sameIp(hit, ip)) {
-      this.hits++;
-      return { ok: true, instr: hit };
+    const key = phys < NUMBER_KEY_LIMIT ? Number(phys) * 4 + (bitness >> 5) : (phys << 2n) | BigInt(bitness >> 5);
+    const e = this.entries.get(key);
+    // Branch targets are absolute in DecodedInstr, so a hit must also be at the same CS offset.
+    if (e) {
+      const hit = e.instr;
+      if (hit.bitness === bitness && hit.length <= bytes.length && sameBytes(hit.bytes, bytes) && e.ip === ip) {
+        this.hits++;
+        return { ok: true, instr: hit };
+      }
     }
     this.misses++;
     const r = decodeOne(bytes, bitness, ip);
     if (r.ok) {
       if (this.entries.size >= this.capacity) this.entries.clear();
-      this.entries.set(key, r.instr);
-      this.ipOf.set(r.instr, ip);
+      this.entries.set(key, { instr: r.instr, ip });
     }
     return r;
   }
@@ -320,13 +325,10 @@ export class DecodeCache {
   clear(): void {
     this.entries.clear();
   }
-
-  // Branch targets are absolute in DecodedInstr, so a hit must also be at the same CS offset.
-  private readonly ipOf = new WeakMap<DecodedInstr, bigint>();
-  private sameIp(instr: DecodedInstr, ip: bigint): boolean {
-    return this.ipOf.get(instr) === ip;
-  }
 }
+
+/** Physical addresses below this give exact number cache keys (phys·4 + 3 < 2^53). */
+const NUMBER_KEY_LIMIT = 1n << 51n;
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

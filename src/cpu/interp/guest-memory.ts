@@ -17,6 +17,7 @@ import type { NonRootExit } from '../nonroot/types.js';
 import type { AccessKind, GuestFault, GuestMemoryAccess, MemFetch, MemRead, MemWrite } from './types.js';
 
 const PAGE = 0x1000n;
+const OK_WRITE: MemWrite = Object.freeze({ ok: true as const });
 
 export interface GuestMemoryOptions {
   /** CPUID MAXPHYADDR of the guest (reserved-bit checks in paging entries). */
@@ -37,8 +38,17 @@ export interface ApicPageRedirect {
   redirect(phys: bigint, size: number, type: 'read' | 'write' | 'fetch'): bigint | NonRootExit;
 }
 
+const ACCESS_KINDS = ['read', 'write', 'rmw', 'fetch'] as const;
+const ACCESS_MODES = ['user', 'supervisor', 'implicit-supervisor'] as const;
+/** Index kind·3 + mode, in the orders above. */
+const LINEAR_ACCESSES: readonly LinearAccess[] = ACCESS_KINDS.flatMap((k) => ACCESS_MODES.map((m) => Object.freeze({ kind: k, mode: m })));
+
+/** The (frozen, shared) LinearAccess for an access kind: one per kind and mode instead of an object per access. */
 function linearAccessOf(kind: AccessKind): LinearAccess {
-  return { kind: kind.type, mode: kind.implicit ? 'implicit-supervisor' : kind.user ? 'user' : 'supervisor' };
+  const m = kind.implicit ? 2 : kind.user ? 0 : 1;
+  const t = kind.type;
+  const k = t === 'read' ? 0 : t === 'write' ? 1 : 3;
+  return LINEAR_ACCESSES[k * 3 + m]!;
 }
 
 /** Convert an EPT fault to the VM exit it causes (reason 48 with qualification and addresses, or 49). */
@@ -72,6 +82,24 @@ abstract class PagedAccess<H extends PhysicalAddress> implements GuestMemoryAcce
     protected readonly memory: PhysicalMemory<H>,
     protected readonly options: GuestMemoryOptions,
   ) {}
+
+  /**
+   * Whether `c` still describes the current controls (what controls() would return, field by field), without
+   * building a new object: the translation caches ask this on every access.
+   */
+  protected controlsUnchanged(c: PagingControls): boolean {
+    const s = this.state;
+    if (c.cr0 !== s.cr0 || c.cr3 !== s.cr3 || c.cr4 !== s.cr4 || c.efer !== s.efer || c.rflags !== (s.rflags & Rflags.AC)) return false;
+    if (c.pkru !== (this.options.pkru?.() ?? 0) || c.maxPhysAddr !== this.options.maxPhysAddr) return false;
+    const a = c.pdptes;
+    const b = this.options.pdptes?.();
+    if (a === b) return true;
+    // Absent and empty PDPTE lists are the same (controls() leaves the field out for both).
+    const la = a?.length ?? 0;
+    if (la !== (b?.length ?? 0)) return false;
+    for (let i = 0; i < la; i++) if (a![i] !== b![i]) return false;
+    return true;
+  }
 
   protected controls(): PagingControls {
     const s = this.state;
@@ -116,7 +144,27 @@ abstract class PagedAccess<H extends PhysicalAddress> implements GuestMemoryAcce
     return { ok: true, parts };
   }
 
+  /** The physical address of an access that stays within one page (what pieces() gives as its single part). */
+  private single(linear: bigint, size: number, access: LinearAccess): { ok: true; phys: H } | { ok: false; fault: GuestFault } {
+    const t = this.translate(guestLinear(linear), access);
+    if (!t.ok) return t;
+    const phys = this.apicRedirect(t.phys, size, access.kind);
+    if (typeof phys !== 'bigint') return { ok: false, fault: { kind: 'exit', exit: phys } };
+    return t.phys === phys ? t : { ok: true, phys };
+  }
+
   read(linear: bigint, size: number, kind: AccessKind): MemRead {
+    if (Number(linear & (PAGE - 1n)) + size <= 0x1000 && (size === 1 || size === 2 || size === 4 || size === 8)) {
+      const t = this.single(linear, size, linearAccessOf(kind));
+      if (!t.ok) return t;
+      const phys = t.phys;
+      switch (size) {
+        case 1: return { ok: true, value: BigInt(this.memory.readU8(phys)) };
+        case 2: return { ok: true, value: BigInt(this.memory.readU16(phys)) };
+        case 4: return { ok: true, value: BigInt(this.memory.readU32(phys)) };
+        default: return { ok: true, value: this.memory.readU64(phys) };
+      }
+    }
     const p = this.pieces(linear, size, linearAccessOf(kind));
     if (!p.ok) return p;
     if (p.parts.length === 1) {
@@ -143,6 +191,16 @@ abstract class PagedAccess<H extends PhysicalAddress> implements GuestMemoryAcce
   }
 
   write(linear: bigint, size: number, value: bigint, kind: AccessKind): MemWrite {
+    if (Number(linear & (PAGE - 1n)) + size <= 0x1000 && (size === 1 || size === 2 || size === 4 || size === 8)) {
+      const t = this.single(linear, size, linearAccessOf(kind));
+      if (!t.ok) return t;
+      const phys = t.phys;
+      const r = size === 8 ? this.memory.writeU64(phys, BigInt.asUintN(64, value))
+        : size === 4 ? this.memory.writeU32(phys, Number(value & 0xffff_ffffn))
+          : size === 2 ? this.memory.writeU16(phys, Number(value & 0xffffn)) : this.memory.writeU8(phys, Number(value & 0xffn));
+      if (!r.ok) throw new Error(`turtles bug: guest write exceeded the memory budget: ${r.error.message}`);
+      return OK_WRITE;
+    }
     const p = this.pieces(linear, size, linearAccessOf(kind));
     if (!p.ok) return p;
     if (p.parts.length === 1 && (size === 1 || size === 2 || size === 4 || size === 8)) {
@@ -229,21 +287,18 @@ export class DirectGuestMemory<P extends PhysicalAddress> extends PagedAccess<P>
   }
 
   private currentControls(): PagingControls {
-    const c = this.controls();
     const o = this.ctl;
-    if (!o || o.cr0 !== c.cr0 || o.cr3 !== c.cr3 || o.cr4 !== c.cr4 || o.efer !== c.efer || o.rflags !== c.rflags || o.pkru !== c.pkru
-      || (o.pdptes ?? []).join() !== (c.pdptes ?? []).join()) {
-      this.flush();
-      this.ctl = c;
-      return c;
-    }
-    return o;
+    if (o && this.controlsUnchanged(o)) return o;
+    const c = this.controls();
+    this.flush();
+    this.ctl = c;
+    return c;
   }
 
   protected translate(linear: GuestLinear, access: LinearAccess): { ok: true; phys: P } | { ok: false; fault: GuestFault } {
     const ctl = this.currentControls();
     const page = Number((linear as bigint) >> 12n);
-    const slot = ACCESS_SLOT[access.kind] * 3 + MODE_SLOT[access.mode];
+    const slot = translationSlot(access);
     const offset = (linear as bigint) & 0xfffn;
     const hit = this.cache.get(page)?.[slot];
     if (hit) return { ok: true, phys: this.space.of(hit.physPage | offset) };
@@ -260,8 +315,12 @@ export class DirectGuestMemory<P extends PhysicalAddress> extends PagedAccess<P>
   }
 }
 
-const ACCESS_SLOT: Record<LinearAccess['kind'], number> = { read: 0, write: 1, rmw: 2, fetch: 3 };
-const MODE_SLOT: Record<LinearAccess['mode'], number> = { user: 0, supervisor: 1, 'implicit-supervisor': 2 };
+/** Cache slot of an access: kind (read 0, write 1, rmw 2, fetch 3) · 3 + mode (user 0, supervisor 1, implicit 2). */
+export function translationSlot(access: LinearAccess): number {
+  // Comparisons of interned strings, not a keyed property lookup: this runs on every guest memory access.
+  const k = access.kind, m = access.mode;
+  return (k === 'read' ? 0 : k === 'write' ? 3 : k === 'rmw' ? 6 : 9) + (m === 'user' ? 0 : m === 'supervisor' ? 1 : 2);
+}
 
 /**
  * Guest paging under EPT (VMX non-root operation with "enable EPT"): every guest paging-structure access and the

@@ -5,15 +5,13 @@
 import { guestLinear, type GuestLinear, type GuestPhysical, type PhysicalAddress } from '../address.js';
 import { pmlFullExit } from '../ept/pml.js';
 import type { Ept } from '../ept/types.js';
-import { EptGuestMemory, eptGuestFault, type GuestMemoryOptions } from '../interp/guest-memory.js';
+import { EptGuestMemory, eptGuestFault, translationSlot, type GuestMemoryOptions } from '../interp/guest-memory.js';
 import type { GuestFault } from '../interp/types.js';
 import type { PhysicalMemory, QwordMemory } from '../memory.js';
 import { translateLinearUnderEpt, type PagingMemory } from '../paging/under-ept.js';
 import type { LinearAccess, PagingControls } from '../paging/types.js';
 import type { CpuState } from '../state.js';
 
-const ACCESS_SLOT: Record<LinearAccess['kind'], number> = { read: 0, write: 1, rmw: 2, fetch: 3 };
-const MODE_SLOT: Record<LinearAccess['mode'], number> = { user: 0, supervisor: 1, 'implicit-supervisor': 2 };
 
 /**
  * Why a cached translation stays exact: it is dropped (the whole cache is) when the paging controls or the EPT
@@ -93,13 +91,18 @@ export class CachedEptGuestMemory<G extends GuestPhysical, H extends PhysicalAdd
       this.recording = { ...ept, tables: this.tablesWrapper };
       this.flush();
     }
-    const ctl = this.controls();
-    if (!this.sameControls(ctl)) {
-      this.flush();
-      this.ctl = ctl;
+    let ctl = this.ctl;
+    if (!ctl || !this.controlsUnchanged(ctl)) {
+      const fresh = this.controls();
+      // Equal controls (a new object with the same values) keep the cache, as before this check was cheap.
+      if (!this.sameControls(fresh)) {
+        this.flush();
+        this.ctl = fresh;
+      }
+      ctl = fresh;
     }
     const page = Number((linear as bigint) >> 12n);
-    const slot = ACCESS_SLOT[access.kind] * 3 + MODE_SLOT[access.mode];
+    const slot = translationSlot(access);
     const hit = this.cache.get(page)?.[slot];
     const out = ept.outSpace;
     if (hit !== undefined) return { ok: true, phys: out.of(hit | ((linear as bigint) & 0xfffn)) };

@@ -108,19 +108,22 @@ export function translateLinear<P extends PhysicalAddress, F = undefined>(
   if (f !== undefined && !f.ok) return f;
 
   const write = access.kind === 'write' || access.kind === 'rmw';
-  const current = new Map<bigint, bigint>();
   let leafAfter = leaf;
-  for (const step of path) {
-    if (step.address === undefined) continue;
-    const isLeaf = step.level === leafLevel;
-    const before = current.get(step.address) ?? step.entry;
-    const after = before | PteBit.A | (isLeaf && write ? PteBit.D : 0n);
-    if (after !== before) {
-      const w = mem.write(step.address, entrySize, after, { purpose: 'accessed-dirty', linear, level: step.level });
-      if (!w.ok) return w;
+  // With every A (and for a write the leaf's D) already set the loop below would write nothing: skip it.
+  if (flagsNeedUpdate(path, leafLevel, write)) {
+    const current = new Map<bigint, bigint>();
+    for (const step of path) {
+      if (step.address === undefined) continue;
+      const isLeaf = step.level === leafLevel;
+      const before = current.get(step.address) ?? step.entry;
+      const after = before | PteBit.A | (isLeaf && write ? PteBit.D : 0n);
+      if (after !== before) {
+        const w = mem.write(step.address, entrySize, after, { purpose: 'accessed-dirty', linear, level: step.level });
+        if (!w.ok) return w;
+      }
+      current.set(step.address, after);
+      if (isLeaf) leafAfter = after;
     }
-    current.set(step.address, after);
-    if (isLeaf) leafAfter = after;
   }
 
   const patBit = large ? PteBit.PAT_LARGE : PteBit.PAT_4K;
@@ -140,9 +143,22 @@ export function translateLinear<P extends PhysicalAddress, F = undefined>(
   };
 }
 
+/** Whether the A/D pass would write: an entry (with an address) without A, or for a write the leaf without D. */
+function flagsNeedUpdate(path: readonly PagingWalkStep<PhysicalAddress>[], leafLevel: Level, write: boolean): boolean {
+  for (const step of path) {
+    if (step.address === undefined) continue;
+    if ((step.entry & PteBit.A) === 0n) return true;
+    if (write && step.level === leafLevel && (step.entry & PteBit.D) === 0n) return true;
+  }
+  return false;
+}
+
+/** Shift of the 9-bit table index per level (12 + 9·(level − 1)), as bigints made once. */
+const LEVEL_SHIFT: readonly bigint[] = [0n, 12n, 21n, 30n, 39n, 48n];
+
 function entryIndex(mode: PagingMode, level: Level, linear: GuestLinear): bigint {
   if (mode === '32bit') return ((linear as bigint) >> (level === 2 ? 22n : 12n)) & 0x3ffn;
-  return ((linear as bigint) >> BigInt(12 + 9 * (level - 1))) & 0x1ffn;
+  return ((linear as bigint) >> LEVEL_SHIFT[level]!) & 0x1ffn;
 }
 
 function leafAddress(mode: PagingMode, leaf: bigint, size: PageSize, linear: bigint): bigint {

@@ -76,6 +76,17 @@ export class VmxProcessor {
   /** Set when a VMX abort put the processor into the VMX-abort shutdown state (only RESET leaves it). */
   abortIndicator: number | undefined;
   private readonly active = new Map<bigint, ActiveVmcs>();
+  // The last lookup in `active` (bigint keys hash slowly; lookups mostly repeat). Dropped on every change to `active`.
+  private lookedUp: bigint | undefined;
+  private lookedUpEntry: ActiveVmcs | undefined;
+
+  private activeEntry(ptr: bigint): ActiveVmcs | undefined {
+    if (ptr === this.lookedUp) return this.lookedUpEntry;
+    const a = this.active.get(ptr);
+    this.lookedUp = ptr;
+    this.lookedUpEntry = a;
+    return a;
+  }
   private readonly translate: TranslateFn | undefined;
   private readonly msrRules: MsrAccessRules;
   private readonly entryChecker: EntryChecker;
@@ -97,7 +108,7 @@ export class VmxProcessor {
 
   /** The cached data of the current VMCS, or undefined when the current-VMCS pointer is invalid. */
   get currentVmcs(): Vmcs | undefined {
-    return this.active.get(this.currentPointer)?.vmcs;
+    return this.activeEntry(this.currentPointer)?.vmcs;
   }
 
   get shutdown(): boolean {
@@ -106,7 +117,7 @@ export class VmxProcessor {
 
   /** Launch state of an active VMCS (undefined if the processor holds no data for that region). */
   launchState(ptr: bigint): 'clear' | 'launched' | undefined {
-    const a = this.active.get(ptr);
+    const a = this.activeEntry(ptr);
     return a === undefined ? undefined : a.launched ? 'launched' : 'clear';
   }
 
@@ -223,6 +234,7 @@ export class VmxProcessor {
     if (c) return c;
     for (const [ptr, a] of this.active) this.layout.store(this.memory, ptr, a.vmcs, a.launched);
     this.active.clear();
+    this.lookedUp = undefined;
     this.inVmxOperation = false;
     this.vmxonPointer = INVALID_VMCS_POINTER;
     this.currentPointer = INVALID_VMCS_POINTER;
@@ -245,6 +257,7 @@ export class VmxProcessor {
     if (a) {
       this.layout.store(this.memory, ptr, a.vmcs, false);
       this.active.delete(ptr);
+      this.lookedUp = undefined;
     } else {
       this.layout.storeLaunchState(this.memory, ptr, false);
     }
@@ -273,12 +286,13 @@ export class VmxProcessor {
 
   /** The processor's data for the VMCS at `ptr`, reading its region if it is not active yet. */
   private activate(ptr: bigint): ActiveVmcs {
-    let a = this.active.get(ptr);
+    let a = this.activeEntry(ptr);
     if (!a) {
       const vmcs = new Vmcs();
       const { launched } = this.layout.load(this.memory, ptr, vmcs);
       a = { vmcs, launched, shadow: readPhys32(this.memory, ptr) >>> 31 === 1 };
       this.active.set(ptr, a);
+      this.lookedUp = undefined;
     }
     return a;
   }
@@ -469,7 +483,7 @@ export class VmxProcessor {
     const c = this.commonChecks(launch ? ExitReason.VMLAUNCH : ExitReason.VMRESUME);
     if (c) return c;
     if (this.currentPointer === INVALID_VMCS_POINTER) return this.failInvalid();
-    const current = this.active.get(this.currentPointer)!;
+    const current = this.activeEntry(this.currentPointer)!;
     // A shadow VMCS cannot be entered: VMfailInvalid although the pointer is valid (SDM 26.1, 24.10).
     if (current.shadow) return this.failInvalid();
     if (this.state.interruptibility & 0x2) return this.failValid(VmError.ENTRY_EVENTS_BLOCKED_BY_MOV_SS);

@@ -321,7 +321,8 @@ export class NestedRunner {
       this.lastInputs = inputs;
       const merged = l0.parts.merge(l0.vmcs01, v12, inputs, l0.profile);
       l0.record({
-        kind: 'l2-entry', step: l0.step, realEntry: real, vmcs02: merged.vmcs02.clone(), provenance: merged.provenance, issues: merged.issues,
+        // The merge's vmcs02 is not written after this (the hardware VMCS gets a copy below): no snapshot copy needed.
+        kind: 'l2-entry', step: l0.step, realEntry: real, vmcs02: merged.vmcs02, provenance: merged.provenance, issues: merged.issues,
         eptp02: root.eptp02, vpid: real ? this.vpidPlan : null,
       });
       if (cpu.currentPointer !== L0Layout.VMCS02) expectSucceed(cpu.vmptrld(L0Layout.VMCS02), 'VMPTRLD vmcs02');

@@ -11,6 +11,7 @@ import { CONTROL_RULES, effectiveSecondary } from './rules-controls.js';
 import { GUEST_RULES } from './rules-guest.js';
 import { InputLookup, type MergeEnv, type MergeRuleImpl } from './rule-kit.js';
 import { ProvenanceWriter } from './provenance.js';
+import { dependenciesOf, MergeSources } from './incremental.js';
 import type { FieldProvenance, L0MergeInputs, MergeIssue, MergeResult, ProvenanceInput } from './types.js';
 
 /** Rule for read-only (exit-information) fields: the merge does not write them. */
@@ -101,12 +102,24 @@ const MERGE_STEPS: readonly MergeStep[] = (() => {
 /**
  * The record each step produced last time. A rule's value is a function of its recorded inputs alone (rule-kit), so when
  * a step gathers exactly the inputs it gathered before, the earlier record (value and provenance) is the answer: most
- * fields keep their inputs from one L2 entry to the next. A pure cache: it never changes what a merge returns.
+ * fields keep their inputs from one L2 entry to the next; when none of the sources those inputs name changed since the
+ * previous merge, the step does not even gather (incremental.ts). A pure cache: it never changes what a merge returns.
  */
-const lastRecord: (FieldProvenance | undefined)[] = new Array(MERGE_STEPS.length).fill(undefined);
-/** The VMCS words of each last record's value (bits 31:0, 63:32) and its slot, so a reuse stores without bigint work. */
-const lastLow = new Uint32Array(MERGE_STEPS.length);
-const lastHigh = new Uint32Array(MERGE_STEPS.length);
+class MergeCache {
+  readonly lastRecord: (FieldProvenance | undefined)[] = new Array(MERGE_STEPS.length).fill(undefined);
+  /** The sources each last record depends on (incremental.ts). */
+  readonly lastDeps: (Int32Array | undefined)[] = new Array(MERGE_STEPS.length).fill(undefined);
+  /** The VMCS words of each last record's value (bits 31:0, 63:32), so a reuse stores without bigint work. */
+  readonly lastLow = new Uint32Array(MERGE_STEPS.length);
+  readonly lastHigh = new Uint32Array(MERGE_STEPS.length);
+  readonly sources = new MergeSources();
+}
+
+/**
+ * One cache for L0's own re-entries of L2 and one for the emulated VMLAUNCH/VMRESUME: the two alternate, and their guest
+ * state comes from different sources (l2Live, vmcs12), so one shared cache would recompute the guest area every time.
+ */
+const CACHES = [new MergeCache(), new MergeCache()] as const;
 const STEP_SLOT = Int32Array.from(MERGE_STEPS, (s) => slotOf(s.field.encoding));
 
 function sameInputs(a: readonly ProvenanceInput[], b: readonly ProvenanceInput[]): boolean {
@@ -119,9 +132,34 @@ function sameInputs(a: readonly ProvenanceInput[], b: readonly ProvenanceInput[]
   return true;
 }
 
-export function mergeVmcs02(vmcs01: Vmcs, vmcs12: Vmcs, l0: L0MergeInputs, profile: L0Profile): MergeResult {
+/**
+ * The merge with every step gathered and computed anew, no earlier record reused and nothing left for later merges to
+ * reuse: the from-scratch merge the incremental mergeVmcs02 must equal (tests compare the two).
+ */
+export function mergeVmcs02FromScratch(vmcs01: Vmcs, vmcs12: Vmcs, l0: L0MergeInputs, profile: L0Profile): MergeResult {
   const vmcs02 = new Vmcs();
   const env: MergeEnv = { vmcs01, vmcs12, l0, profile, merged: vmcs02 };
+  const w = new ProvenanceWriter(vmcs02);
+  for (const { field, id, rule } of MERGE_STEPS) {
+    const inputs = rule.gather(env, field);
+    w.write(field.encoding, id, inputs, rule.compute(new InputLookup(inputs), field));
+  }
+  return { vmcs02, provenance: w.provenance, issues: kvmIssues(vmcs12, vmcs02, l0, profile) };
+}
+
+export function mergeVmcs02(vmcs01: Vmcs, vmcs12: Vmcs, l0: L0MergeInputs, profile: L0Profile): MergeResult {
+  const cache = CACHES[l0.realEntry ? 1 : 0];
+  const vmcs02 = new Vmcs();
+  const env: MergeEnv = { vmcs01, vmcs12, l0, profile, merged: vmcs02 };
+  const provenance = cache.sources.begin(vmcs01, vmcs12, l0, profile) ? mergeIncremental(cache, env) : mergeGathering(cache, env);
+  cache.sources.end(vmcs01, vmcs12, l0, profile, vmcs02);
+  return { vmcs02, provenance, issues: kvmIssues(vmcs12, vmcs02, l0, profile) };
+}
+
+/** Every step gathers; a step whose inputs equal its last record's reuses that record. */
+function mergeGathering(cache: MergeCache, env: MergeEnv): FieldProvenance[] {
+  const { lastRecord, lastLow, lastHigh } = cache;
+  const vmcs02 = env.merged;
   const w = new ProvenanceWriter(vmcs02);
   for (let k = 0; k < MERGE_STEPS.length; k++) {
     const { field, id, rule } = MERGE_STEPS[k]!;
@@ -132,15 +170,57 @@ export function mergeVmcs02(vmcs01: Vmcs, vmcs12: Vmcs, l0: L0MergeInputs, profi
       continue;
     }
     w.write(field.encoding, id, inputs, rule.compute(new InputLookup(inputs), field));
-    // Frozen: the record may be handed out again by later merges, so nobody may change it in place.
-    const record = w.provenance[w.provenance.length - 1]!;
-    for (const x of inputs) Object.freeze(x);
-    Object.freeze(inputs);
-    lastRecord[k] = Object.freeze(record);
-    lastLow[k] = vmcs02.words[2 * STEP_SLOT[k]!]!;
-    lastHigh[k] = vmcs02.words[2 * STEP_SLOT[k]! + 1]!;
+    remember(cache, k, w.provenance[w.provenance.length - 1]!, vmcs02);
   }
-  return { vmcs02, provenance: w.provenance, issues: kvmIssues(vmcs12, vmcs02, l0, profile) };
+  return w.provenance;
+}
+
+/**
+ * After a complete merge of this cache: the provenance starts as the last records (one per step, in step order, as
+ * mergeGathering builds it) and only the steps with a changed dependency gather; the others store their last value.
+ * Same vmcs02 words and records as mergeGathering (test/unit/nested/merge-incremental.test.ts).
+ */
+function mergeIncremental(cache: MergeCache, env: MergeEnv): FieldProvenance[] {
+  const { lastRecord, lastDeps, lastLow, lastHigh, sources } = cache;
+  const vmcs02 = env.merged;
+  const words = vmcs02.words;
+  const provenance = lastRecord.slice() as FieldProvenance[];
+  for (let k = 0; k < MERGE_STEPS.length; k++) {
+    const slot = STEP_SLOT[k]!;
+    const last = lastRecord[k];
+    if (last === undefined) throw new Error('turtles bug: incremental merge without a record of every step');
+    if (sources.unchanged(lastDeps[k]!)) {
+      words[2 * slot] = lastLow[k]!;
+      words[2 * slot + 1] = lastHigh[k]!;
+      sources.kept(slot);
+      continue;
+    }
+    const { field, id, rule } = MERGE_STEPS[k]!;
+    const inputs = rule.gather(env, field);
+    if (sameInputs(last.inputs, inputs)) {
+      words[2 * slot] = lastLow[k]!;
+      words[2 * slot + 1] = lastHigh[k]!;
+      sources.kept(slot);
+      continue;
+    }
+    // As ProvenanceWriter.write: the value stored with the field's width rule, the record holding what the VMCS holds.
+    vmcs02.set(field.encoding, rule.compute(new InputLookup(inputs), field));
+    const record: FieldProvenance = { field: field.name, encoding: field.encoding, rule: id, inputs, value: vmcs02.get(field.encoding) };
+    provenance[k] = record;
+    remember(cache, k, record, vmcs02);
+    sources.wrote(slot, vmcs02);
+  }
+  return provenance;
+}
+
+/** Keep a freshly computed record for reuse. Frozen: later merges hand it out again, so nobody may change it in place. */
+function remember(cache: MergeCache, k: number, record: FieldProvenance, vmcs02: Vmcs): void {
+  for (const x of record.inputs) Object.freeze(x);
+  Object.freeze(record.inputs);
+  cache.lastRecord[k] = Object.freeze(record);
+  cache.lastDeps[k] = dependenciesOf(record.inputs);
+  cache.lastLow[k] = vmcs02.words[2 * STEP_SLOT[k]!]!;
+  cache.lastHigh[k] = vmcs02.words[2 * STEP_SLOT[k]! + 1]!;
 }
 
 /** kvm (N2): unbacked pages that KVM turns into an internal error exit to userspace instead of a vmcs02 value. */

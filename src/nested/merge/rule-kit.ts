@@ -1,6 +1,7 @@
 // The shape of a merge rule: `gather` names every input the rule reads (vmcs01/vmcs12 fields, L0 items, already merged
 // vmcs02 controls) and `compute` derives the vmcs02 value from those inputs alone, so provenance always reproduces.
-// Must not: read anything in `compute` that `gather` did not record.
+// Must not: read anything in `compute` that `gather` did not record, nor let `gather` read a source it does not record
+// (its recorded inputs are also its dependency set: the incremental merge skips a step whose named sources are unchanged).
 // Reference: nested-vmx.md §5.2; rule ids are the rows of schemas/nested/merge-rules.json.
 import { fieldDef, type Vmcs } from '../../cpu/vmcs.js';
 import type { VmcsFieldDef } from '../../cpu/generated/vmcs-fields.js';

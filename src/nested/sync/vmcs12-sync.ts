@@ -7,7 +7,7 @@ import { EntryCtl, ExitCtl, Secondary } from '../../cpu/generated/controls.js';
 import { Cr0, Cr4, Msr, type CpuState } from '../../cpu/state.js';
 import type { CpuModel } from '../../cpu/cpu-model.js';
 import { u64 } from '../../cpu/u64.js';
-import type { Vmcs } from '../../cpu/vmcs.js';
+import { slotOf, type Vmcs } from '../../cpu/vmcs.js';
 import { controlWord } from '../reflect/control-bits.js';
 import { Deviation, type L0Profile } from '../profile.js';
 import { savedPreemptionTimerValue, KVM_PREEMPTION_TIMER_RATE } from '../preemption-timer.js';
@@ -42,6 +42,12 @@ const FROM_VMCS02: readonly string[] = [
   'GUEST_SYSENTER_CS', 'GUEST_SYSENTER_ESP', 'GUEST_SYSENTER_EIP', 'GUEST_PENDING_DBG_EXCEPTIONS', 'GUEST_INTERRUPTIBILITY_INFO',
 ];
 
+const FROM_VMCS02_SLOTS = Int32Array.from(FROM_VMCS02, (n) => {
+  const slot = slotOf((Field as Record<string, number>)[n]!);
+  if (slot < 0) throw new Error(`turtles bug: VMCS field ${n} is not in the field table`);
+  return slot;
+});
+
 /**
  * CR0 bits VM entry never loads (SDM 26.3.2.1) whose hardware value in vmcs02 is L2's on a CPU too: ET and the reserved
  * bits 15:6, 17, 28:19. NW and CD are not loaded either, but L0 keeps them off in the real CR0 (L1_CR0_OWNED_BY_L0):
@@ -69,7 +75,9 @@ export function syncVmcs02ToVmcs12(vmcs02: Vmcs, vmcs12: Vmcs, l2State: CpuState
     written.push(nameOf);
   };
   const fieldEnc = (n: string): number => (Field as Record<string, number>)[n]!;
-  for (const n of FROM_VMCS02) put(fieldEnc(n), n, vmcs02.get(fieldEnc(n)));
+  // Same as put(field, name, vmcs02.get(field)) for each, without bigints.
+  out.copySlotsFrom(vmcs02, FROM_VMCS02_SLOTS);
+  written.push(...FROM_VMCS02);
 
   const cr0ThreeWay = threeWayCr(vmcs02.get(Field.GUEST_CR0), vmcs02.get(Field.CR0_GUEST_HOST_MASK), vmcs02.get(Field.CR0_READ_SHADOW), vmcs12.get(Field.GUEST_CR0), vmcs12.get(Field.CR0_GUEST_HOST_MASK));
   // Bits VM entry never loads from the CR0 field are the processor's, and the exit saves them as they are (SDM 26.3.2.1,

@@ -4,7 +4,7 @@
 // Reference: nested-vmx.md §2.3 VMREAD/VMWRITE, §9.3 N9; KVM vmcs_shadow_fields.h; SDM 24.10, 25.1.3.
 import type { CpuModel } from '../../cpu/cpu-model.js';
 import { Field } from '../../cpu/generated/vmcs-fields.js';
-import type { Vmcs } from '../../cpu/vmcs.js';
+import { slotOf, type Vmcs } from '../../cpu/vmcs.js';
 
 const F = Field;
 
@@ -56,19 +56,35 @@ export function shadowBitmaps(sets: ShadowFieldSets): { readonly vmread: Uint8Ar
   return { vmread, vmwrite };
 }
 
-/** Full (even) encodings behind a set: a _HIGH encoding is held by its full field. */
-function fullFields(list: readonly number[]): number[] {
-  return [...new Set(list.map((e) => e & ~1))];
+/** Storage slots of the full (even) fields behind a list: a _HIGH encoding is held by its full field. */
+function fullSlots(list: readonly number[]): Int32Array {
+  return Int32Array.from(new Set(list.map((e) => e & ~1)), (e) => {
+    const slot = slotOf(e);
+    if (slot < 0) throw new Error(`turtles bug: shadowed VMCS field 0x${e.toString(16)} is not in the field table`);
+    return slot;
+  });
+}
+
+/** The slot lists of each field set, computed once per set (L0 keeps one set for its lifetime). */
+const SLOTS = new WeakMap<ShadowFieldSets, { readonly all: Int32Array; readonly rw: Int32Array }>();
+
+function slotsOf(sets: ShadowFieldSets): { readonly all: Int32Array; readonly rw: Int32Array } {
+  let s = SLOTS.get(sets);
+  if (!s) {
+    s = { all: fullSlots([...sets.rw, ...sets.ro]), rw: fullSlots(sets.rw) };
+    SLOTS.set(sets, s);
+  }
+  return s;
 }
 
 /** vmcs12 → hardware shadow VMCS (KVM copy_vmcs12_to_shadow): every shadowed field, RW and RO. */
 export function copyVmcs12ToShadow(vmcs12: Vmcs, shadow: Vmcs, sets: ShadowFieldSets): void {
-  for (const e of fullFields([...sets.rw, ...sets.ro])) shadow.set(e, vmcs12.get(e));
+  shadow.copySlotsFrom(vmcs12, slotsOf(sets).all);
 }
 
 /** Hardware shadow VMCS → vmcs12 (KVM copy_shadow_to_vmcs12): only the fields L1 can write there. */
 export function copyShadowToVmcs12(shadow: Vmcs, vmcs12: Vmcs, sets: ShadowFieldSets): void {
-  for (const e of fullFields(sets.rw)) vmcs12.set(e, shadow.get(e));
+  vmcs12.copySlotsFrom(shadow, slotsOf(sets).rw);
 }
 
 /** Whether `encoding` lives in the shadow VMCS (L0 must mirror an emulated VMWRITE of it there). */
