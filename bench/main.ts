@@ -1,6 +1,8 @@
 // `npm run bench`: every benchmark, each reported as a ratio against a baseline measured in the same run
 // (never as an absolute pass/fail), next to the DESIGN.md §9 target where one exists.
-// `node dist/bench/main.js differential interp` runs only the named groups (see GROUPS below).
+// `node dist/bench/main.js differential interp` runs only the named groups (see GROUPS below). The recorded group runs
+// the shipped 1 M-L2-exit mixed scenario (~14 CPU minutes today); `--iterations N` runs it with loop counter N instead
+// (`--iterations quick`: bench/recorded.ts's QUICK_ITERATIONS, about three minutes).
 // Must not: be run by the test suite (performance is measured here, never in timed tests).
 import { benchEntryChecks } from './entry-checks.js';
 import { benchVmx } from './vmx.js';
@@ -8,7 +10,7 @@ import { benchTrace } from './trace.js';
 import { benchInterp } from './interp.js';
 import { benchDifferential } from './differential.js';
 import { benchReplay } from './replay.js';
-import { benchRecorded } from './recorded.js';
+import { benchRecorded, iterationsOption } from './recorded.js';
 
 function line(name: string, value: string, baseline: string, note = ''): void {
   process.stdout.write(`${name.padEnd(46)} ${value.padStart(16)}   ${baseline}${note ? `   ${note}` : ''}\n`);
@@ -19,7 +21,15 @@ function rate(x: number): string {
 }
 
 const GROUPS = ['entry-checks', 'vmx', 'interp', 'differential', 'trace', 'replay', 'recorded'] as const;
-const requested = process.argv.slice(2);
+const args = process.argv.slice(2);
+let recordedIterations: number | undefined;
+try {
+  recordedIterations = iterationsOption(args);
+} catch (e) {
+  process.stderr.write(`${(e as Error).message}\n`);
+  process.exit(2);
+}
+const requested = args.filter((a, i) => a !== '--iterations' && args[i - 1] !== '--iterations');
 const unknown = requested.filter((g) => !(GROUPS as readonly string[]).includes(g));
 if (unknown.length > 0) {
   process.stderr.write(`unknown benchmark group(s): ${unknown.join(', ')}; known: ${GROUPS.join(', ')}\n`);
@@ -58,7 +68,7 @@ for (const r of wanted('replay') ? benchReplay() : []) {
   line(r.name, `${r.value.toFixed(1)} ${r.unit}`, base);
 }
 
-for (const r of wanted('recorded') ? benchRecorded() : []) {
+for (const r of wanted('recorded') ? benchRecorded(recordedIterations !== undefined ? { iterations: recordedIterations } : {}) : []) {
   const base = r.baseline ? `= ${(r.value / r.baseline.value).toFixed(3)}x of ${r.baseline.name} ${r.baseline.value.toFixed(1)} ${r.baseline.unit}` : '';
   line(r.name, `${r.value.toFixed(1)} ${r.unit}`, base);
 }

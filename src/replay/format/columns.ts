@@ -1,11 +1,13 @@
 // Columnar decode of one chunk for readers that need mostly exits (replay, `turtles stats`): exit and reflection
 // records go into reusable typed-array columns (64-bit values as 32-bit halves), no object per event; other records
-// are framed and counted, or decoded as objects for the kinds asked for. Must not: disagree with decodeChunkPayload
-// (property tests compare them); shapes it does not handle go to the generated decoder, which reports errors.
+// are framed and counted, or decoded as objects for the kinds asked for (the record parsers are in column-parsers.ts).
+// Must not: disagree with decodeChunkPayload (property tests compare them); shapes it does not handle go to the
+// generated decoder, which reports errors.
 import $protobuf from 'protobufjs/minimal.js';
 import { pb } from './pb.js';
 import { ChunkDecoder } from './codec.js';
 import { fastDecode, snapshotKind } from './fast-decode.js';
+import { SLACK, parseExit, parseReflection, repeatExit, ripPrev } from './column-parsers.js';
 import { TraceFormatError } from './errors.js';
 import { MAX_RECORD_BYTES } from './framing.js';
 import type { ExitFields, TraceEvent, TraceEventKind, VmcsKind } from './events.js';
@@ -77,7 +79,7 @@ export class ExitColumns {
     const k = new Uint8Array(cap); k.set(this.kind.subarray(0, this.length)); this.kind = k;
     const l = new Uint8Array(cap); l.set(this.level.subarray(0, this.length)); this.level = l;
     const u = new Uint16Array(cap); u.set(this.unknown.subarray(0, this.length)); this.unknown = u;
-    const v = new Float64Array(cap); v.set(this.vcpu.subarray(0, this.length)); this.vcpu = v;
+    const v = new Float64Array(cap); v.set(this.vcpu.subarray(0, this.length)); v.fill(-1, this.length); this.vcpu = v;
     this.reason = grow32(this.reason);
     this.qualLo = grow32(this.qualLo); this.qualHi = grow32(this.qualHi);
     this.ripLo = grow32(this.ripLo); this.ripHi = grow32(this.ripHi);
@@ -89,7 +91,27 @@ export class ExitColumns {
     this.line = grow32(this.line);
   }
 
+  /**
+   * Set when a row got a non-zero value in one of the rarely used columns (qualification bits 63:32, linear address,
+   * interruption and vectoring fields, instruction info, the unknown mask): the parser stores those only when one of
+   * them is non-zero, so clear() zeroes them when a previous chunk wrote any. Likewise `placeDirty` for line and vcpu
+   * (vcpu's empty value is -1).
+   */
+  rareDirty = false;
+  placeDirty = false;
+
   clear(): void {
+    const n = this.length;
+    if (this.rareDirty) {
+      for (const a of [this.qualHi, this.linearLo, this.linearHi, this.intrInfo, this.intrError, this.idtInfo, this.idtError, this.info]) a.fill(0, 0, n);
+      this.unknown.fill(0, 0, n);
+      this.rareDirty = false;
+    }
+    if (this.placeDirty) {
+      this.line.fill(0, 0, n);
+      this.vcpu.fill(-1, 0, n);
+      this.placeDirty = false;
+    }
     this.length = 0;
     this.reasonText.clear();
   }
@@ -187,169 +209,9 @@ export class ChunkColumns {
   }
 }
 
-// Result of the exit parser when the record needs the generated decoder.
-const FALLBACK = -1;
-
-// Varint reader for the rare slow path (a varint close to the end of its message): the result goes to V (V[0] bits
-// 31:0, V[1] bits 63:32, both as int32, V[2] the position after it) so no number is boxed; returns -1 for a varint
-// that runs past `end` or past 10 bytes. The hot paths below decode varints inline.
-const V = new Int32Array(3);
-
-function varintChecked(buf: Uint8Array, p: number, end: number): number {
-  let lo = 0, hi = 0, b = 0, n = 0;
-  do {
-    if (p >= end) return -1;
-    b = buf[p++]!;
-    if (n < 4) lo |= (b & 0x7f) << (7 * n);
-    else if (n === 4) { lo |= (b & 0x0f) << 28; hi = (b & 0x7f) >>> 4; }
-    else hi |= (b & 0x7f) << (7 * n - 32);
-    n++;
-  } while (b >= 0x80 && n < 10);
-  if (b >= 0x80) return -1;
-  V[0] = lo;
-  V[1] = hi;
-  V[2] = p;
-  return 0;
-}
-
-/**
- * Decode the exit message in buf[p, end) into row `row`. Returns 0, or FALLBACK for anything but the writer's plain
- * shape (reason text, unknown fields, long 32-bit varints, bad enum values or masks, a varint running past the
- * message): the caller then decodes the record with the generated decoder, which either accepts it or reports the
- * error. Varints are read without per-byte bounds checks: `buf` has SLACK readable bytes past the payload, and a
- * varint that ends past `end` is caught after the fact.
- */
-function parseExit(buf: Uint8Array, p: number, end: number, c: ExitColumns, row: number, kindIdx: number): number {
-  let level = 0, reason = 0, unknown = 0;
-  let qLo = 0, qHi = 0, dLo = 0, dHi = 0, laLo = 0, laHi = 0, paLo = 0, paHi = 0;
-  let intr = 0, intrErr = 0, idt = 0, idtErr = 0, len = 0, info = 0;
-  while (p < end) {
-    const tag = buf[p++]!;
-    const start = p;
-    let b = buf[p++]!;
-    let lo = b & 0x7f;
-    let hi = 0;
-    if (b >= 0x80) {
-      b = buf[p++]!; lo |= (b & 0x7f) << 7;
-      if (b >= 0x80) {
-        b = buf[p++]!; lo |= (b & 0x7f) << 14;
-        if (b >= 0x80) {
-          b = buf[p++]!; lo |= (b & 0x7f) << 21;
-          if (b >= 0x80) {
-            b = buf[p++]!; lo |= (b & 0x0f) << 28; hi = (b & 0x7f) >>> 4;
-            let shift = 3;
-            while (b >= 0x80) {
-              if (shift > 31) return FALLBACK;
-              b = buf[p++]!; hi |= (b & 0x7f) << shift;
-              shift += 7;
-            }
-          }
-        }
-      }
-    }
-    if (p > end || (tag & 7) !== 0 || tag >= 0x80) return FALLBACK;
-    // 32-bit and enum fields: protobufjs reads at most 5 bytes; longer encodings go to it. (A switch on the dense
-    // field number compiles to a jump table.)
-    const long32 = p - start > 5;
-    switch (tag >>> 3) {
-      case 1: if (long32) return FALLBACK; level = lo; break;
-      case 2: if (long32) return FALLBACK; reason = lo; break;
-      case 3: qLo = lo; qHi = hi; break;
-      case 4: dLo = lo; dHi = hi; break;
-      case 5: laLo = lo; laHi = hi; break;
-      case 6: paLo = lo; paHi = hi; break;
-      case 7: if (long32) return FALLBACK; intr = lo; break;
-      case 8: if (long32) return FALLBACK; intrErr = lo; break;
-      case 9: if (long32) return FALLBACK; idt = lo; break;
-      case 10: if (long32) return FALLBACK; idtErr = lo; break;
-      case 11: if (long32) return FALLBACK; len = lo; break;
-      case 12: if (long32) return FALLBACK; info = lo; break;
-      case 13: if (long32) return FALLBACK; unknown = lo; break;
-      default: return FALLBACK;
-    }
-  }
-  if ((level >>> 0) > 2 || (unknown >>> 0) >= 1 << 11) return FALLBACK;
-  if ((unknown & 4) === 0) {
-    // RIP = previous RIP of this exit kind + zigzag(delta), modulo 2^64.
-    const sign = -(dLo & 1);
-    const nLo = (((dLo >>> 1) | (dHi << 31)) ^ sign) >>> 0;
-    const nHi = ((dHi >>> 1) ^ sign) >>> 0;
-    const k = kindIdx << 1;
-    const pLo = ripPrev[k]!, pHi = ripPrev[k + 1]!;
-    const sLo = (pLo + nLo) >>> 0;
-    const sHi = (pHi + nHi + (sLo < pLo ? 1 : 0)) >>> 0;
-    ripPrev[k] = sLo;
-    ripPrev[k + 1] = sHi;
-    c.ripLo[row] = sLo;
-    c.ripHi[row] = sHi;
-  } else {
-    if ((dLo | dHi) !== 0) return FALLBACK;
-    c.ripLo[row] = 0;
-    c.ripHi[row] = 0;
-  }
-  c.kind[row] = kindIdx;
-  c.level[row] = level;
-  c.unknown[row] = unknown;
-  c.reason[row] = (unknown & 1) === 0 ? reason : 0;
-  c.qualLo[row] = qLo; c.qualHi[row] = qHi;
-  c.linearLo[row] = laLo; c.linearHi[row] = laHi;
-  c.physicalLo[row] = paLo; c.physicalHi[row] = paHi;
-  c.intrInfo[row] = intr; c.intrError[row] = intrErr;
-  c.idtInfo[row] = idt; c.idtError[row] = idtErr;
-  c.instrLen[row] = len; c.info[row] = info;
-  return 0;
-}
-
-/** Decode a reflection message into row `row`; FALLBACK like parseExit. The rule text is skipped. */
-function parseReflection(buf: Uint8Array, p: number, end: number, c: ReflectionColumns, row: number): number {
-  let decision = 0, reason = 0, inferred = 0, hasRip = 0, rLo = 0, rHi = 0;
-  while (p < end) {
-    const tag = buf[p++]!;
-    if (tag >= 0x80) return FALLBACK;
-    const field = tag >>> 3;
-    const wire = tag & 7;
-    if (field === 5 && wire === 2) {
-      if (varintChecked(buf, p, end) < 0 || V[1] !== 0 || V[0]! < 0 || V[0]! > end - V[2]!) return FALLBACK;
-      p = V[2]! + V[0]!;
-      continue;
-    }
-    if (wire !== 0 || field < 1 || field > 4) return FALLBACK;
-    let lo: number, hi: number;
-    const b = p < end ? buf[p]! : 0x80;
-    if (b < 0x80) {
-      // One-byte varint (decisions, most reasons): no call.
-      lo = b;
-      hi = 0;
-      p++;
-    } else {
-      const start = p;
-      if (varintChecked(buf, p, end) < 0) return FALLBACK;
-      p = V[2]!;
-      if (field !== 4 && p - start > 5) return FALLBACK;
-      lo = V[0]!;
-      hi = V[1]!;
-    }
-    if (field === 1) decision = lo >>> 0;
-    else if (field === 2) reason = lo;
-    else if (field === 3) inferred = lo !== 0 ? 1 : 0;
-    else { hasRip = 1; rLo = lo; rHi = hi; }
-  }
-  if (decision > 2) return FALLBACK;
-  c.decision[row] = decision;
-  c.exitReason[row] = reason;
-  c.inferred[row] = inferred;
-  c.hasRip[row] = hasRip;
-  c.ripLo[row] = rLo;
-  c.ripHi[row] = rHi;
-  return 0;
-}
-
-/** Readable bytes the exit parser may need past the end of a payload (a 10-byte varint plus its tag). */
-export const SLACK = 16;
+/** Readable bytes the parsers may need past the end of a payload (the reader allocates them; re-exported for benches). */
+export { SLACK };
 let slackCopy = new Uint8Array(0);
-
-/** Per-exit-kind running RIP as halves [vm-exit lo, hi, l0-exit lo, hi]; restarts with every chunk. */
-const ripPrev = new Uint32Array(4);
 
 /** What the out-of-line generic path needs; lives across one chunk. */
 class Fallback {
@@ -430,6 +292,9 @@ function pushExitObject(exits: ExitColumns, e: TraceEvent & ExitFields, rel: num
   exits.unknown[r] = u;
   exits.line[r] = e.line ?? 0;
   exits.vcpu[r] = e.vcpu ?? -1;
+  // Every column written: conservatively dirty (clear() zeroes them for the next chunk).
+  exits.rareDirty = true;
+  exits.placeDirty = true;
   if (e.reasonText !== undefined) exits.reasonText.set(r, e.reasonText);
 }
 
@@ -469,10 +334,44 @@ export function decodeChunkColumns(
     slackCopy.set(payload);
     buf = slackCopy.subarray(0, size + SLACK);
   }
+  const pos = decodeRecords(payload, buf, eventCount, firstEvent, file, offset, out, options);
+  if (pos !== size) {
+    throw new TraceFormatError('corrupt', file, { offset, event: firstEvent + eventCount }, `the chunk to end after ${eventCount} records, ${size - pos} bytes remain`);
+  }
+  return out;
+}
+
+/**
+ * Whether buf[a, a+n) and buf[b, b+n) hold the same bytes, four at a time (both ranges lie within the payload, and
+ * the view has SLACK bytes past it, so the last overlapping word is in range).
+ */
+function sameBytes(dv: DataView, a: number, b: number, n: number): boolean {
+  if (n < 4) {
+    for (let k = 0; k < n; k++) if (dv.getUint8(a + k) !== dv.getUint8(b + k)) return false;
+    return true;
+  }
+  const last = n - 4;
+  for (let k = 0; k < last; k += 4) if (dv.getInt32(a + k, true) !== dv.getInt32(b + k, true)) return false;
+  return dv.getInt32(a + last, true) === dv.getInt32(b + last, true);
+}
+
+/**
+ * The record loop of decodeChunkColumns; returns the position after the last record. A function of its own so that
+ * the optimizing compiler compiles it whole: as the loop of a larger function it ran as on-stack-replacement code
+ * that was thrown away (deoptimized) at the end of every chunk, on the comparison after the loop.
+ */
+function decodeRecords(
+  payload: Uint8Array, buf: Uint8Array, eventCount: number, firstEvent: number, file: string, offset: number, out: ChunkColumns, options: ColumnOptions,
+): number {
+  const size = payload.length;
   const objects = options.objects;
   const wantObjects = objects !== undefined && objects.size > 0;
   const snapshotKinds = options.snapshotKinds;
   let fallback: Fallback | undefined;
+  // The body of the exit message in the last exit row, when parseExit decoded it (-1: none): see repeatExit.
+  let lastExitBody = 0;
+  let lastExitLength = -1;
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const exits = out.exits;
   const refl = out.reflections;
   const counts = out.kindCounts;
@@ -504,83 +403,98 @@ export function decodeChunkColumns(
     let plain = true;
     let field = 0;
     let body = 0;
-    // vcpu and line: unrolled u32 varints (at most 5 bytes, the last holding bits 31:28); `buf` has slack to read into.
-    if (buf[q] === 0x08) {
-      q++;
-      let b = buf[q++]!;
-      let v = b & 0x7f;
-      if (b >= 0x80) {
-        b = buf[q++]!; v |= (b & 0x7f) << 7;
+    // The common cases first: no vcpu or line, a two-byte tag (fields 16–31, wire type 2) and a one-byte length,
+    // read as one little-endian word (bytes 0–2; `buf` has slack past the payload).
+    const w = dv.getInt32(p, true);
+    if ((w & 0x80ff87) === 0x000182 && p + 3 + ((w >>> 16) & 0x7f) === end) {
+      field = 16 | ((w >>> 3) & 0x0f);
+      body = p + 3;
+      if (BODY_FIELD[field] === 0) plain = false;
+    } else if ((w & 0x8087) === 0x0002 && p + 2 + ((w >>> 8) & 0x7f) === end) {
+      // A one-byte tag (fields 10–15, the VMX operations and steps of a recorded trace) and a one-byte length.
+      field = (w & 0x7f) >>> 3;
+      body = p + 2;
+      if (BODY_FIELD[field] === 0) plain = false;
+    } else {
+      // vcpu and line: unrolled u32 varints (at most 5 bytes, the last holding bits 31:28); `buf` has slack to read into.
+      if (buf[q] === 0x08) {
+        q++;
+        let b = buf[q++]!;
+        let v = b & 0x7f;
         if (b >= 0x80) {
-          b = buf[q++]!; v |= (b & 0x7f) << 14;
+          b = buf[q++]!; v |= (b & 0x7f) << 7;
           if (b >= 0x80) {
-            b = buf[q++]!; v |= (b & 0x7f) << 21;
-            if (b >= 0x80) { b = buf[q++]!; v |= b << 28; if (b > 0x0f) plain = false; }
+            b = buf[q++]!; v |= (b & 0x7f) << 14;
+            if (b >= 0x80) {
+              b = buf[q++]!; v |= (b & 0x7f) << 21;
+              if (b >= 0x80) { b = buf[q++]!; v |= b << 28; if (b > 0x0f) plain = false; }
+            }
           }
         }
+        vcpu = v >>> 0;
       }
-      vcpu = v >>> 0;
-    }
-    if (buf[q] === 0x10) {
-      q++;
-      let b = buf[q++]!;
-      let v = b & 0x7f;
-      if (b >= 0x80) {
-        b = buf[q++]!; v |= (b & 0x7f) << 7;
+      if (buf[q] === 0x10) {
+        q++;
+        let b = buf[q++]!;
+        let v = b & 0x7f;
         if (b >= 0x80) {
-          b = buf[q++]!; v |= (b & 0x7f) << 14;
+          b = buf[q++]!; v |= (b & 0x7f) << 7;
           if (b >= 0x80) {
-            b = buf[q++]!; v |= (b & 0x7f) << 21;
-            if (b >= 0x80) { b = buf[q++]!; v |= b << 28; if (b > 0x0f) plain = false; }
+            b = buf[q++]!; v |= (b & 0x7f) << 14;
+            if (b >= 0x80) {
+              b = buf[q++]!; v |= (b & 0x7f) << 21;
+              if (b >= 0x80) { b = buf[q++]!; v |= b << 28; if (b > 0x0f) plain = false; }
+            }
           }
         }
+        line = v >>> 0;
       }
-      line = v >>> 0;
-    }
-    if (q >= end) plain = false;
-    if (plain) {
-      // Tag: one byte for fields 10–15, two for 16–31; wire type 2.
-      let tag = buf[q++]!;
-      if (tag >= 0x80) {
-        const t2 = buf[q++]!;
-        tag = t2 >= 0x80 ? 0 : (tag & 0x7f) | (t2 << 7);
-      }
-      field = tag >>> 3;
-      let l = buf[q++]!;
-      if (l >= 0x80) {
-        let b2 = buf[q++]!;
-        l = (l & 0x7f) | ((b2 & 0x7f) << 7);
-        if (b2 >= 0x80) {
-          b2 = buf[q++]!;
-          l |= (b2 & 0x7f) << 14;
+      if (q >= end) plain = false;
+      if (plain) {
+        // Tag: one byte for fields 10–15, two for 16–31; wire type 2.
+        let tag = buf[q++]!;
+        if (tag >= 0x80) {
+          const t2 = buf[q++]!;
+          tag = t2 >= 0x80 ? 0 : (tag & 0x7f) | (t2 << 7);
+        }
+        field = tag >>> 3;
+        let l = buf[q++]!;
+        if (l >= 0x80) {
+          let b2 = buf[q++]!;
+          l = (l & 0x7f) | ((b2 & 0x7f) << 7);
           if (b2 >= 0x80) {
             b2 = buf[q++]!;
-            l |= (b2 & 0x7f) << 21;
-            if (b2 >= 0x80) l = -1;
+            l |= (b2 & 0x7f) << 14;
+            if (b2 >= 0x80) {
+              b2 = buf[q++]!;
+              l |= (b2 & 0x7f) << 21;
+              if (b2 >= 0x80) l = -1;
+            }
           }
         }
+        body = q;
+        if ((tag & 7) !== 2 || field > 31 || BODY_FIELD[field] === 0 || l < 0 || q + l !== end) plain = false;
       }
-      body = q;
-      if ((tag & 7) !== 2 || field > 31 || BODY_FIELD[field] === 0 || l < 0 || q + l !== end) plain = false;
     }
     const bodyEnd = end;
     if (plain) {
       if (field === 20 || field === 26) {
-        const row = exits.length;
-        if (parseExit(buf, body, bodyEnd, exits, row, field === 20 ? EXIT_VM : EXIT_L0) === 0) {
-          exits.event[row] = i;
-          exits.line[row] = line;
-          exits.vcpu[row] = vcpu;
-          exits.length = row + 1;
+        const n = bodyEnd - body;
+        if (n === lastExitLength && sameBytes(dv, body, lastExitBody, n)) {
+          repeatExit(exits, field === 20 ? EXIT_VM : EXIT_L0, i, line, vcpu);
+          counts[field]!++;
+          pos = end;
+          continue;
+        }
+        if (parseExit(buf, body, bodyEnd, exits, field === 20 ? EXIT_VM : EXIT_L0, i, line, vcpu) === 0) {
+          lastExitBody = body;
+          lastExitLength = n;
           counts[field]!++;
           pos = end;
           continue;
         }
       } else if (field === 24) {
-        const row = refl.length;
-        if (parseReflection(payload, body, bodyEnd, refl, row) === 0) {
-          refl.event[row] = i;
-          refl.length = row + 1;
+        if (parseReflection(buf, body, bodyEnd, refl, i) === 0) {
           counts[24]!++;
           pos = end;
           continue;
@@ -602,13 +516,13 @@ export function decodeChunkColumns(
     fallback ??= new Fallback(payload, file, offset);
     const value = fallback.decode(p, len, firstEvent + i);
     counts[kindSlot(value.kind)]!++;
-    if (value.kind === 'vm-exit' || value.kind === 'l0-exit') pushExitObject(exits, value, i);
+    if (value.kind === 'vm-exit' || value.kind === 'l0-exit') {
+      pushExitObject(exits, value, i);
+      lastExitLength = -1;
+    }
     else pushReflectionObject(refl, value, i);
     if (wantObjects && objects.has(value.kind)) out.objects.push({ event: i, value });
     pos = end;
   }
-  if (pos !== size) {
-    throw new TraceFormatError('corrupt', file, { offset, event: firstEvent + eventCount }, `the chunk to end after ${eventCount} records, ${size - pos} bytes remain`);
-  }
-  return out;
+  return pos;
 }

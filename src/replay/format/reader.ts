@@ -1,6 +1,7 @@
 // Trace reader over a random-access ByteSource: checks footer, index and header on open, then decodes chunks on
 // demand (streaming iterator, seek by event index, verify). Chunks decode independently (readChunk + decodeChunkFrame
-// are separate so workers can do the second), and at most one chunk is held at a time.
+// are separate so workers can do the second); at most one chunk's bytes are held at a time, and the streaming
+// iterator decodes each record only when it is asked for (one event live, not a chunk of them).
 // Must not: open files, trust an unchecked length, or let a decoding failure escape as anything but a TraceFormatError.
 import $protobuf from 'protobufjs/minimal.js';
 import { pb } from './pb.js';
@@ -38,21 +39,36 @@ export interface DecodedChunk {
 }
 
 /**
- * Decode the uncompressed records of one chunk. `firstEvent` numbers the events; `offset` is where the chunk
- * starts in the file, for messages.
+ * One chunk's uncompressed records decoded one at a time: streaming readers (TraceReader.events) hold only the event
+ * in hand, not the whole chunk as objects (DESIGN.md §9). Same framing rules and errors as decoding the chunk at once.
  */
-export function decodeChunkPayload(payload: Uint8Array, eventCount: number, firstEvent: number, file: string, offset: number): DecodedChunk {
-  const decoder = new ChunkDecoder(file);
-  const reader = $protobuf.Reader.create(payload);
-  // protobufjs drops unknown fields by default; keep them so the decoder can refuse what this version does not define.
-  reader.discardUnknown = false;
-  const events: TraceEvent[] = new Array<TraceEvent>(eventCount);
-  let pos = 0;
-  let event = firstEvent;
-  const fail = (kind: 'corrupt' | 'oversized' | 'bad-record', what: string) =>
-    new TraceFormatError(kind, file, { event, offset }, `${what} (chunk byte ${pos})`);
-  for (let i = 0; i < eventCount; i++) {
-    event = firstEvent + i;
+export class ChunkRecordCursor {
+  readonly decoder: ChunkDecoder;
+  private readonly reader: $protobuf.Reader;
+  private pos = 0;
+  private next = 0;
+
+  constructor(private readonly payload: Uint8Array, readonly eventCount: number, private readonly firstEvent: number, private readonly file: string, private readonly offset: number) {
+    this.decoder = new ChunkDecoder(file);
+    this.reader = $protobuf.Reader.create(payload);
+    // protobufjs drops unknown fields by default; keep them so the decoder can refuse what this version does not define.
+    this.reader.discardUnknown = false;
+  }
+
+  /** The next event, or undefined after the last (once the chunk is checked to end there). */
+  read(): TraceEvent | undefined {
+    const { payload, eventCount, firstEvent, file, offset } = this;
+    const pos = this.pos;
+    const i = this.next;
+    if (i >= eventCount) {
+      if (pos !== payload.length) {
+        throw new TraceFormatError('corrupt', file, { offset, event: firstEvent + eventCount }, `the chunk to end after ${eventCount} records, ${payload.length - pos} bytes remain`);
+      }
+      return undefined;
+    }
+    const event = firstEvent + i;
+    const fail = (kind: 'corrupt' | 'oversized' | 'bad-record', what: string) =>
+      new TraceFormatError(kind, file, { event, offset }, `${what} (chunk byte ${pos})`);
     if (pos >= payload.length) throw fail('corrupt', `${eventCount} records in the chunk, it ends after ${i}`);
     // Record length: a varint of at most 4 bytes (MAX_RECORD_BYTES < 2^28).
     let len = 0;
@@ -68,26 +84,35 @@ export function decodeChunkPayload(payload: Uint8Array, eventCount: number, firs
     }
     if (len > MAX_RECORD_BYTES) throw fail('oversized', `a record of at most ${MAX_RECORD_BYTES} bytes, length says ${len}`);
     if (p + len > payload.length) throw fail('corrupt', `a ${len}-byte record within the chunk's ${payload.length} bytes`);
+    const decoder = this.decoder;
     decoder.begin(event);
-    const fast = fastDecode(payload, p, p + len, decoder);
-    if (fast !== undefined) {
-      events[i] = fast;
-    } else {
+    let e = fastDecode(payload, p, p + len, decoder);
+    if (e === undefined) {
       let message;
       try {
-        reader.pos = p;
-        message = pb.Event.decode(reader, len);
-      } catch (e) {
-        throw fail('bad-record', `a decodable event record (${(e as Error).message})`);
+        this.reader.pos = p;
+        message = pb.Event.decode(this.reader, len);
+      } catch (err) {
+        throw fail('bad-record', `a decodable event record (${(err as Error).message})`);
       }
-      events[i] = decoder.decode(message, event);
+      e = decoder.decode(message, event);
     }
-    pos = p + len;
+    this.pos = p + len;
+    this.next = i + 1;
+    return e;
   }
-  if (pos !== payload.length) {
-    throw new TraceFormatError('corrupt', file, { offset, event: firstEvent + eventCount }, `the chunk to end after ${eventCount} records, ${payload.length - pos} bytes remain`);
-  }
-  return { events, uncompressedLength: payload.length, vmcs: decoder.vmcs };
+}
+
+/**
+ * Decode the uncompressed records of one chunk. `firstEvent` numbers the events; `offset` is where the chunk
+ * starts in the file, for messages.
+ */
+export function decodeChunkPayload(payload: Uint8Array, eventCount: number, firstEvent: number, file: string, offset: number): DecodedChunk {
+  const cursor = new ChunkRecordCursor(payload, eventCount, firstEvent, file, offset);
+  const events: TraceEvent[] = new Array<TraceEvent>(eventCount);
+  for (let i = 0; i < eventCount; i++) events[i] = cursor.read()!;
+  cursor.read();
+  return { events, uncompressedLength: payload.length, vmcs: cursor.decoder.vmcs };
 }
 
 /** One chunk's checked bytes: what a worker needs to decode it (structured-clone friendly). */
@@ -215,10 +240,21 @@ export class TraceReader {
       throw new TraceFormatError('out-of-range', this.file, { event: from }, `an event index in [0, ${this.eventCount}]`);
     }
     if (from === this.eventCount) return;
-    for (let c = this.chunkOf(from); c < this.chunks.length; c++) {
-      const { events } = this.decodeChunk(c);
-      const skip = c === this.chunkOf(from) ? from - this.chunks[c]!.firstEvent : 0;
-      for (let k = skip; k < events.length; k++) yield events[k]!;
+    // Records are decoded as they are asked for, so only the event in hand is live (not a chunk of them); the
+    // decompression buffer is this iterator's own, reused from chunk to chunk (events copy what they keep of it).
+    let scratch = new Uint8Array(0);
+    const first = this.chunkOf(from);
+    for (let c = first; c < this.chunks.length; c++) {
+      const chunk = this.readChunk(c);
+      if (scratch.length < chunk.uncompressedLength + 1) scratch = new Uint8Array(chunk.uncompressedLength + 1);
+      const payload = decompressFrame(chunk.frame, chunk.uncompressedLength, scratch);
+      if (typeof payload === 'string') {
+        throw new TraceFormatError('corrupt', this.file, { offset: chunk.offset, event: chunk.firstEvent }, `a zstd frame of ${chunk.uncompressedLength} bytes: ${payload}`);
+      }
+      const cursor = new ChunkRecordCursor(payload, chunk.eventCount, chunk.firstEvent, this.file, chunk.offset);
+      const skip = c === first ? from - chunk.firstEvent : 0;
+      for (let k = 0; k < skip; k++) cursor.read();
+      for (let e = cursor.read(); e !== undefined; e = cursor.read()) yield e;
     }
   }
 

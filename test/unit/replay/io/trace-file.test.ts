@@ -1,12 +1,13 @@
 // The trace I/O layer: files written through a ".partial" name and moved into place when complete, read back with
 // positional reads, file-system failures as one-line TraceIoErrors, and `turtles import` end to end on a real log.
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TraceIoError, createTraceFile, fileSource, openTraceFile, readTextFile } from '../../../../src/replay/io/trace-file.js';
 import { importToTraceFile } from '../../../../src/replay/io/import-file.js';
 import { TraceFormatError, vmxOp, type TraceHeader } from '../../../../src/replay/format/index.js';
+import { ChunkDecoder } from '../../../../src/replay/format/codec.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'turtles-io-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -60,6 +61,36 @@ describe('trace files', () => {
     expect([...s.read(1, 10)]).toEqual([2, 3]);
     expect([...s.read(5, 1)]).toEqual([]);
     s.close();
+  });
+
+  it('streaming reads decode a record only when it is asked for, so a reader holds the event in hand, not its chunk', () => {
+    // DESIGN.md §9 (memory constant in trace length): model replay pulls recorded events one at a time while the
+    // machines re-run; a whole decoded chunk (up to 65,536 events with full VMCS maps) must never be live at once.
+    const path = join(dir, 'lazy.trtl');
+    const out = createTraceFile(path, header);
+    for (let i = 0; i < 3000; i++) out.writer.append(vmxOp('vmread', { field: i }));
+    out.finish();
+    const t = openTraceFile(path);
+    const begin = vi.spyOn(ChunkDecoder.prototype, 'begin');
+    try {
+      expect(t.reader.chunks.length).toBe(1);
+      const events = t.reader.events();
+      for (let k = 1; k <= 3; k++) {
+        expect(events.next().value).toMatchObject({ kind: 'vmx-op', field: k - 1 });
+        expect(begin).toHaveBeenCalledTimes(k);
+      }
+      // Seeking skips by decoding up to the target only.
+      begin.mockClear();
+      expect(t.reader.seek(1000).next().value).toMatchObject({ field: 1000 });
+      expect(begin).toHaveBeenCalledTimes(1001);
+      begin.mockClear();
+      let n = 0;
+      for (const _ of t.reader.events()) n++;
+      expect([n, begin.mock.calls.length]).toEqual([3000, 3000]);
+    } finally {
+      begin.mockRestore();
+      t.close();
+    }
   });
 
   it('text inputs have a size limit', () => {
