@@ -53,6 +53,9 @@ function isHwException(e: EventRecord): boolean {
   return e.type === IntrType.HARDWARE_EXCEPTION;
 }
 
+/** The result of every plainly retired instruction: one shared (frozen) value instead of an object per step. */
+const RETIRED: StepResult = Object.freeze({ kind: 'retired' as const });
+
 /** The second fault turns into #DF (SDM 6.15 table 6-5): contributory after contributory, or after a #PF. */
 function becomesDoubleFault(first: EventRecord, second: EventRecord): boolean {
   if (!isHwException(first)) return false;
@@ -226,8 +229,11 @@ export class Interpreter {
       return this.raise(x, { vector, type: IntrType.EXTERNAL_INTERRUPT, returnRip: s.rip });
     }
     const v = a.highestInterrupt();
-    // Shutdown and wait-for-SIPI block external interrupts, even with external-interrupt exiting (SDM 26.6.2).
-    if (v !== undefined && interruptsUnblocked(s) && s.activity !== 3 && !(nr && s.activity === 2)) {
+    // Shutdown and wait-for-SIPI block external interrupts, even with external-interrupt exiting (SDM 26.6.2). With
+    // external-interrupt exiting, RFLAGS.IF does not block external interrupts (SDM Vol. 3C 25.4.1, Event Blocking).
+    // Whether STI and MOV-SS blocking still hold the exit back is implementation-specific there; this model holds it.
+    if (v !== undefined && s.activity !== 3 && !(nr && s.activity === 2) && (nr && externalInterruptExits(nr.controls)
+      ? (s.interruptibility & (Interruptibility.STI | Interruptibility.MOV_SS)) === 0 : interruptsUnblocked(s))) {
       if (nr && externalInterruptExits(nr.controls)) {
         const e = externalInterruptExit(nr.controls, v);
         if (e.acknowledged && apic?.isPostedNotification(v)) {
@@ -386,7 +392,7 @@ export class Interpreter {
     if (x.trapExit) return this.exit(x.trapExit);
     const apicTrap = this.nr?.apic?.completeOperation();
     if (apicTrap) return this.exit(apicTrap);
-    return { kind: 'retired' };
+    return RETIRED;
   }
 
   // ---- exceptions ---------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ export const DEFAULT_TIMER_VECTOR = 0x20;
 export class ExternalEvents {
   /** L2 steps taken so far in this run. */
   l2Steps = 0;
+  /** Told of each event as it is raised, with the L2 step it is raised before (the recorder's `external` events). */
+  onRaise: ((e: ScheduledEvent, step: number) => void) | undefined;
   private readonly events: readonly ScheduledEvent[];
   private next = 0;
 
@@ -50,6 +52,7 @@ export class ExternalEvents {
     const ev = this.events;
     while (this.next < ev.length && ev[this.next]!.at <= this.l2Steps) {
       const e = ev[this.next++]!;
+      this.onRaise?.(e, this.l2Steps);
       switch (e.kind) {
         case 'nmi': interp.raiseNmi(); break;
         case 'init': interp.signals.raiseInit(); break;

@@ -9,7 +9,7 @@ export type TraceKind = 'unspecified' | 'single-level' | 'nested';
 export type VmxOpName =
   | 'unspecified' | 'vmxon' | 'vmclear' | 'vmptrld' | 'vmptrst' | 'vmread' | 'vmwrite'
   | 'vmlaunch' | 'vmresume' | 'invept' | 'invvpid' | 'vmxoff';
-export type ExternalKind = 'unspecified' | 'interrupt' | 'nmi' | 'init' | 'sipi' | 'preemption-timer' | 'exception';
+export type ExternalKind = 'unspecified' | 'interrupt' | 'nmi' | 'init' | 'sipi' | 'preemption-timer' | 'exception' | 'smi';
 export type VmxResult = 'unspecified' | 'succeed' | 'fail-invalid' | 'fail-valid' | 'fault' | 'vm-exit';
 export type VmcsKind = 'unspecified' | 'vmcs01' | 'vmcs12' | 'vmcs02' | 'single';
 export type ReflectionDecision = 'unspecified' | 'reflected' | 'handled-by-l0';
@@ -21,7 +21,7 @@ export const TRACE_KINDS: readonly TraceKind[] = ['unspecified', 'single-level',
 export const VMX_OPS: readonly VmxOpName[] = [
   'unspecified', 'vmxon', 'vmclear', 'vmptrld', 'vmptrst', 'vmread', 'vmwrite', 'vmlaunch', 'vmresume', 'invept', 'invvpid', 'vmxoff',
 ];
-export const EXTERNAL_KINDS: readonly ExternalKind[] = ['unspecified', 'interrupt', 'nmi', 'init', 'sipi', 'preemption-timer', 'exception'];
+export const EXTERNAL_KINDS: readonly ExternalKind[] = ['unspecified', 'interrupt', 'nmi', 'init', 'sipi', 'preemption-timer', 'exception', 'smi'];
 export const VMX_RESULTS: readonly VmxResult[] = ['unspecified', 'succeed', 'fail-invalid', 'fail-valid', 'fault', 'vm-exit'];
 export const VMCS_KINDS: readonly VmcsKind[] = ['unspecified', 'vmcs01', 'vmcs12', 'vmcs02', 'single'];
 export const REFLECTION_DECISIONS: readonly ReflectionDecision[] = ['unspecified', 'reflected', 'handled-by-l0'];

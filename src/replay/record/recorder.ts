@@ -1,6 +1,7 @@
 // The recorder: runs a scenario's built-in L1 on the nested machine and turns what happens into trace events in
 // execution order (docs/scenarios.md "What a recording holds"): L1's VMX operations, outcomes and memory writes, every
-// hardware L2 entry and exit (snapshots, vm_entry, l2_step, l0_exit, reflection), EPT02 fills, exits to L1, entry failures.
+// hardware L2 entry and exit (snapshots, vm_entry, l2_step, l0_exit, reflection), EPT02 fills, external events raised for
+// L2, exits to L1, entry failures.
 // Must not: read clocks, files or the environment; events go to a callback (in memory or a streaming TraceWriter).
 import type { L1Gpa } from '../../cpu/address.js';
 import { findCpuModel, type CpuModel } from '../../cpu/cpu-model.js';
@@ -21,7 +22,9 @@ import { L0Layout } from '../../nested/l0/hardware.js';
 import { NestedMachine } from '../../nested/machine/nested-machine.js';
 import { entryFailure, reflection, vmEntry, type Ept02Entry, type TraceEvent, type TraceHeader } from '../format/events.js';
 import { l1RegistersEvent, vmExitEvent, vmxOpEvent, vmxOutcomeEvent } from './l1-events.js';
-import { canonicalScenarioJson, scenarioProfile, scenarioToL1Config } from '../scenario/canonical.js';
+import { canonicalScenarioJson, scenarioProfile, scenarioSchedule, scenarioToL1Config } from '../scenario/canonical.js';
+import { scheduledEventEvent } from './external-events.js';
+import type { ScheduledEvent } from '../../cpu/machine/run-guest.js';
 import { scenarioCodeBytes } from '../scenario/parse.js';
 import type { Scenario } from '../scenario/types.js';
 
@@ -93,12 +96,18 @@ export interface ScenarioMachineInputs {
   readonly cpu: CpuModel;
   readonly profile: L0Profile;
   readonly platform?: PlatformConfig;
+  /** The scenario's external events for L2 (absent when it has none). */
+  readonly schedule?: readonly ScheduledEvent[];
 }
 
 /** The machine inputs of `s` (the recorder's own: the nested run of a recording uses exactly these). */
 export function scenarioMachineInputs(s: Scenario, opts: Pick<RecordOptions, 'seed'> = {}): ScenarioMachineInputs {
   const seed = opts.seed ?? s.seed;
-  return { program: builtinL1(scenarioToL1Config(s)), cpu: cpuOf(s), profile: scenarioProfile(s), ...(seed !== undefined ? { platform: { seed } } : {}) };
+  const schedule = scenarioSchedule(s);
+  return {
+    program: builtinL1(scenarioToL1Config(s)), cpu: cpuOf(s), profile: scenarioProfile(s), ...(seed !== undefined ? { platform: { seed } } : {}),
+    ...(schedule.length > 0 ? { schedule } : {}),
+  };
 }
 
 /** Thrown through the L1 program to end a run at the event limit; caught by the recorder. */
@@ -110,28 +119,31 @@ const FULL_ENCODINGS = slotFields().map((f) => f.encoding);
 /** Full snapshots of one VMCS kind, sharing unchanged work: a new map only when some field changed. */
 class SnapshotTracker {
   private words: Uint32Array | undefined;
-  private fields: Map<number, bigint> | undefined;
+  /** Field values in slot order, as last emitted (a map built from them in slot order equals a copy of the last one). */
+  private readonly values: bigint[] = [];
 
   /** The fields of `v` when they differ from the last call's, else undefined. */
   next(v: Vmcs): Map<number, bigint> | undefined {
     const w = v.words;
     const prev = this.words;
-    if (prev && this.fields) {
-      let changed: number[] | undefined;
+    const values = this.values;
+    if (prev) {
+      let changed = false;
       for (let i = 0; i < FULL_ENCODINGS.length; i++) {
-        if (w[2 * i] !== prev[2 * i] || w[2 * i + 1] !== prev[2 * i + 1]) (changed ??= []).push(i);
+        if (w[2 * i] !== prev[2 * i] || w[2 * i + 1] !== prev[2 * i + 1]) {
+          values[i] = (BigInt(w[2 * i + 1]!) << 32n) | BigInt(w[2 * i]!);
+          changed = true;
+        }
       }
       if (!changed) return undefined;
-      const fields = new Map(this.fields);
-      for (const i of changed) fields.set(FULL_ENCODINGS[i]!, (BigInt(w[2 * i + 1]!) << 32n) | BigInt(w[2 * i]!));
+      // The tracker's own copy of the words is reused (same length: one slot table), not reallocated per snapshot.
+      prev.set(w);
+    } else {
+      for (let i = 0; i < FULL_ENCODINGS.length; i++) values[i] = (BigInt(w[2 * i + 1]!) << 32n) | BigInt(w[2 * i]!);
       this.words = w.slice();
-      this.fields = fields;
-      return fields;
     }
     const fields = new Map<number, bigint>();
-    for (let i = 0; i < FULL_ENCODINGS.length; i++) fields.set(FULL_ENCODINGS[i]!, (BigInt(w[2 * i + 1]!) << 32n) | BigInt(w[2 * i]!));
-    this.words = w.slice();
-    this.fields = fields;
+    for (let i = 0; i < FULL_ENCODINGS.length; i++) fields.set(FULL_ENCODINGS[i]!, values[i]!);
     return fields;
   }
 }
@@ -371,8 +383,11 @@ export function recordScenarioTo(s: Scenario, sink: (e: TraceEvent) => void, opt
   }, () => machine!.l0.vmcs02);
   machine = new RecordingNestedMachine({
     cpu: inputs.cpu, profile: inputs.profile, records: rec, parts, ...(inputs.platform ? { platform: inputs.platform } : {}),
+    ...(inputs.schedule ? { schedule: inputs.schedule } : {}),
   });
   rec.machine = machine;
+  // Each external event as it is raised for L2 (before the step it is due at; after the entry when it fell due in L1).
+  if (inputs.schedule) machine.events.onRaise = (e, step) => rec.emit(scheduledEventEvent(e, step));
   machine.onOutcome = (instruction, r, rflags) => rec.outcome(instruction, r, rflags);
   const program = inputs.program;
   let status: RecordSummary['status'];

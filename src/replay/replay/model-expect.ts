@@ -127,7 +127,9 @@ export function runReference(s: Scenario, limit: number | undefined, sink: (e: T
       }
     },
   };
-  machine = new ReferenceMachine({ cpu: inputs.cpu, sink: observer, ...(inputs.platform ? { platform: inputs.platform } : {}) });
+  machine = new ReferenceMachine({
+    cpu: inputs.cpu, sink: observer, ...(inputs.platform ? { platform: inputs.platform } : {}), ...(inputs.schedule ? { schedule: inputs.schedule } : {}),
+  });
   try {
     machine.run(inputs.program);
   } catch (e) {

@@ -1,9 +1,10 @@
 // Canonical JSON of a scenario (stored in trace headers so replay re-runs exactly what was recorded) and the
-// conversion of a scenario into the built-in L1's L1Config. Canonical form: members in the schema's order, absent
+// conversion of a scenario into the built-in L1's L1Config, L0 profile and external-event schedule. Canonical form: members in the schema's order, absent
 // members omitted, 64-bit values and bit masks as "0x…" lowercase hex, no whitespace — equal scenarios give equal text.
 // Must not: accept unchecked input (scenarios come from parseScenario) or run anything.
 import { ExitReason } from '../../cpu/generated/exit-reasons.js';
 import type { L1Action, L1Config, L1PolicyRule } from '../../cpu/l1/config.js';
+import type { ScheduledEvent } from '../../cpu/machine/run-guest.js';
 import { REG_NAMES } from '../../cpu/state.js';
 import { fieldByName } from '../../cpu/vmcs.js';
 import { kvmProfile, sdmProfile, type KvmDeviationId, type L0Profile } from '../../nested/profile.js';
@@ -96,6 +97,7 @@ export function scenarioJsonValue(s: Scenario): Json {
     ['format', s.format], ['name', s.name], ['description', s.description], ['cpu', s.cpu],
     ['l0', obj([['profile', s.l0.profile], ['deviations', opt(s.l0.deviations, (d) => [...d])]])],
     ['seed', opt(s.seed, (x) => (x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : hex(x)))],
+    ['events', opt(s.events, (es) => es.map((e) => obj([['at', e.at], ['kind', e.kind], ['vector', 'vector' in e ? e.vector : undefined]])))],
     ['l1', l1Json(s.l1)],
   ]);
 }
@@ -163,6 +165,11 @@ export function scenarioToL1Config(s: Scenario): L1Config {
   if (l.vmcsWrites) c.vmcsWrites = l.vmcsWrites.map((w) => [encodingOf(w.field), w.value] as const);
   if (rules) c.policy = { rules };
   return c;
+}
+
+/** The external-event schedule both machines run a scenario with (ScenarioEvent is ScheduledEvent member for member). */
+export function scenarioSchedule(s: Scenario): readonly ScheduledEvent[] {
+  return s.events ?? [];
 }
 
 /** The L0 profile a scenario asks for. */

@@ -11,7 +11,7 @@ import { fieldByName, fieldDef } from '../../cpu/vmcs.js';
 import { KVM_OBSERVABLE_DEVIATIONS } from '../../nested/profile.js';
 import { JsonReader, keyPath, type JsonObject } from './json-reader.js';
 import {
-  DEFAULT_SCENARIO_CPU, SCENARIO_FORMAT, ScenarioError, type Scenario, type ScenarioAction, type ScenarioBytes, type ScenarioCode,
+  DEFAULT_SCENARIO_CPU, SCENARIO_EVENT_KINDS, SCENARIO_FORMAT, ScenarioError, type Scenario, type ScenarioAction, type ScenarioBytes, type ScenarioCode, type ScenarioEvent,
   type ScenarioControls, type ScenarioEpt, type ScenarioEptMapping, type ScenarioField, type ScenarioInjection, type ScenarioL1,
   type ScenarioL2, type ScenarioReason, type ScenarioRule,
 } from './types.js';
@@ -20,6 +20,7 @@ import {
 export const MAX_SCENARIO_BYTES = 4 << 20;
 const MAX_CODE_BYTES = 0x1_0000;
 const MAX_DATA_BYTES = 1 << 20;
+const MAX_EVENTS = 1 << 16;
 const PAGE_SIZES = ['4K', '2M', '1G'] as const;
 const CONTROL_FIELDS = ['pin', 'primary', 'secondary', 'exit', 'entry', 'exception-bitmap'] as const;
 const ACTION_KINDS = [
@@ -49,7 +50,7 @@ class ScenarioParser {
 
   scenario(v: unknown): Scenario {
     const j = this.j;
-    const o = j.object(v, '$', ['$schema', 'format', 'name', 'description', 'cpu', 'l0', 'l1', 'seed'], ['format', 'name', 'l1']);
+    const o = j.object(v, '$', ['$schema', 'format', 'name', 'description', 'cpu', 'l0', 'l1', 'seed', 'events'], ['format', 'name', 'l1']);
     if (o['format'] !== SCENARIO_FORMAT) j.fail('$.format', `"${SCENARIO_FORMAT}"`, o['format']);
     const name = j.string(o['name'], '$.name');
     if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(name)) j.fail('$.name', 'a name of 1-64 characters a-z, 0-9, ".", "_", "-" starting with a letter or digit', name);
@@ -58,7 +59,32 @@ class ScenarioParser {
     if (!findCpuModel(cpu)) j.fail('$.cpu', 'a CPU model id from schemas/cpu-models/', cpu);
     const l0 = o['l0'] === undefined ? { profile: 'sdm' as const } : this.l0(o['l0']);
     const seed = o['seed'] === undefined ? undefined : this.seed(o['seed'], '$.seed');
-    return { format: SCENARIO_FORMAT, name, description, cpu, l0, l1: this.l1(o['l1'], '$.l1'), ...(seed !== undefined ? { seed } : {}) };
+    const events = o['events'] === undefined ? undefined : this.events(o['events'], '$.events');
+    return {
+      format: SCENARIO_FORMAT, name, description, cpu, l0, l1: this.l1(o['l1'], '$.l1'), ...(seed !== undefined ? { seed } : {}),
+      ...(events !== undefined ? { events } : {}),
+    };
+  }
+
+  /** The external-event schedule, stably sorted by `at`: the order ScheduledEvent raises them in, so it is canonical. */
+  private events(v: unknown, path: string): ScenarioEvent[] {
+    const j = this.j;
+    const list = j.array(v, path, MAX_EVENTS).map((x, i): ScenarioEvent => {
+      const ip = `${path}[${i}]`;
+      if (x === null || typeof x !== 'object' || Array.isArray(x)) j.fail(ip, 'an event object with "at" and "kind"', x);
+      const kind = j.oneOf((x as JsonObject)['kind'], `${ip}.kind`, SCENARIO_EVENT_KINDS);
+      // ScheduledEvent: interrupt and SIPI carry a vector, the timer may (default 0x20), the others have none.
+      const needsVector = kind === 'interrupt' || kind === 'sipi';
+      const o = j.object(x, ip, needsVector || kind === 'timer' ? ['at', 'kind', 'vector'] : ['at', 'kind'], needsVector ? ['at', 'vector'] : ['at']);
+      const at = j.int(o['at'], `${ip}.at`, 0, Number.MAX_SAFE_INTEGER, false);
+      const vector = o['vector'] === undefined ? undefined : j.int(o['vector'], `${ip}.vector`, 0, 255);
+      switch (kind) {
+        case 'interrupt': case 'sipi': return { at, kind, vector: vector! };
+        case 'timer': return vector === undefined ? { at, kind } : { at, kind, vector };
+        default: return { at, kind };
+      }
+    });
+    return list.sort((a, b) => a.at - b.at);
   }
 
   seed(v: unknown, path: string): bigint {

@@ -86,6 +86,20 @@ export interface ScenarioL0 {
   readonly deviations?: readonly string[];
 }
 
+/**
+ * One external event arriving for L2 (src/cpu/machine/run-guest.ts ScheduledEvent, which this mirrors member for
+ * member): raised before the L2 step with index `at`, L2 steps counted over the whole run as ScheduledEvent counts them.
+ */
+export type ScenarioEvent =
+  | { readonly at: number; readonly kind: 'interrupt'; readonly vector: number }
+  | { readonly at: number; readonly kind: 'nmi' }
+  | { readonly at: number; readonly kind: 'timer'; readonly vector?: number }
+  | { readonly at: number; readonly kind: 'init' }
+  | { readonly at: number; readonly kind: 'sipi'; readonly vector: number }
+  | { readonly at: number; readonly kind: 'smi' };
+
+export const SCENARIO_EVENT_KINDS = ['interrupt', 'nmi', 'timer', 'init', 'sipi', 'smi'] as const;
+
 export interface Scenario {
   readonly format: typeof SCENARIO_FORMAT;
   readonly name: string;
@@ -96,6 +110,8 @@ export interface Scenario {
   readonly l1: ScenarioL1;
   /** Seed for what L2 draws from the platform (RDRAND/RDSEED); recorded in the trace header. */
   readonly seed?: bigint;
+  /** External events for L2, in the order they are raised (stable by `at`); absent = none. */
+  readonly events?: readonly ScenarioEvent[];
 }
 
 /** What L0 advertises by default: KVM's nested capabilities on the default host (the nested machine's usual L1 model). */

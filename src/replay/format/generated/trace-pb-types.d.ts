@@ -1032,7 +1032,10 @@ export namespace turtles {
                 EXTERNAL_KIND_PREEMPTION_TIMER = 5,
 
                 /** EXTERNAL_KIND_EXCEPTION value */
-                EXTERNAL_KIND_EXCEPTION = 6
+                EXTERNAL_KIND_EXCEPTION = 6,
+
+                /** EXTERNAL_KIND_SMI value */
+                EXTERNAL_KIND_SMI = 7
             }
 
             /**

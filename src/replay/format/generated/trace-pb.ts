@@ -1521,6 +1521,7 @@ export const turtles = $root.turtles = (() => {
                 values[valuesById[4] = "EXTERNAL_KIND_SIPI"] = 4;
                 values[valuesById[5] = "EXTERNAL_KIND_PREEMPTION_TIMER"] = 5;
                 values[valuesById[6] = "EXTERNAL_KIND_EXCEPTION"] = 6;
+                values[valuesById[7] = "EXTERNAL_KIND_SMI"] = 7;
                 return values;
             })();
 

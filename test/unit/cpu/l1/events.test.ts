@@ -99,14 +99,17 @@ describe('external interrupts and NMIs from the schedule (SDM 25.2, 27.2.2)', ()
     expect(r.exits[1]!.rip).toBe(handlerAddress(0x20));
   });
 
-  it('an interrupt arriving while RFLAGS.IF = 0 waits for an interrupt window L1 opens', () => {
+  it('an interrupt arriving while RFLAGS.IF = 0 exits at once; L1 holds it until an interrupt window', () => {
     const r = run({
       code: asm64`cli; nop; nop; sti; nop; l: jmp l`, controls: { pin: Pin.EXTERNAL_INTERRUPT_EXITING, exit: ExitCtl.ACKNOWLEDGE_INTERRUPT_ON_EXIT },
-    }, { schedule: [{ at: 0, kind: 'interrupt', vector: 0x50 }] });
-    // The interrupt is blocked until STI's shadow ends; then exit 1, then L1's injection reaches the handler.
-    expect(r.exits.map((e) => e.exit.exitReason)).toEqual([1, 12]);
-    expect(r.exits[0]!.rip).toBe(L2Layout.CODE + 5n);
-    expect(r.exits[1]!.rip).toBe(handlerAddress(0x50));
+    }, { schedule: [{ at: 1, kind: 'interrupt', vector: 0x50 }] });
+    // With external-interrupt exiting RFLAGS.IF does not block the interrupt (SDM Vol. 3C Table 25-5): exit 1 right
+    // after CLI. L2 cannot take the acknowledged vector yet, so L1 opens an interrupt window: exit 7 once STI's shadow
+    // ends (after the NOP behind STI), then L1's injection reaches the handler.
+    expect(r.exits.map((e) => e.exit.exitReason)).toEqual([1, 7, 12]);
+    expect(r.exits[0]!.rip).toBe(L2Layout.CODE + 1n);
+    expect(r.exits[1]!.rip).toBe(L2Layout.CODE + 5n);
+    expect(r.exits[2]!.rip).toBe(handlerAddress(0x50));
   });
 
   it('interrupt-window exiting: exit 7 at the first boundary with IF = 1 and no STI blocking', () => {

@@ -128,15 +128,21 @@ describe('NMIs and external interrupts', () => {
     expect(m.state.rip).toBe(handlerAddress(2));
     expect(m.state.interruptibility & 8).toBe(8);
   });
-  it('external interrupt without ack: info invalid, interrupt stays pending', () => {
-    const m = machine('long64', 'sti; nop; nop; hlt', { vmcs: vmcsWith({ PIN_BASED_VM_EXEC_CONTROL: Pin.EXTERNAL_INTERRUPT_EXITING }) });
+  it('external interrupt without ack: exits even with RFLAGS.IF = 0 (SDM 25.4.1), info invalid, interrupt stays pending', () => {
+    const m = machine('long64', 'nop; hlt', { vmcs: vmcsWith({ PIN_BASED_VM_EXEC_CONTROL: Pin.EXTERNAL_INTERRUPT_EXITING }) });
+    expect(m.state.rflags & 0x200n).toBe(0n);
     m.interp.raiseInterrupt(0x41);
-    expect(m.step().kind).toBe('retired'); // STI (IF was 0: interrupt blocked anyway)
-    expect(m.step().kind).toBe('retired'); // NOP in the STI shadow
     const e = vmexit(m.step());
     expect(e.reason).toBe(R.EXTERNAL_INTERRUPT);
     expect(e.interruptionInfo).toBe(0);
     expect(m.interp.aux.pendingInterrupts.has(0x41)).toBe(true);
+  });
+  it('with external-interrupt exiting, blocking by STI still holds the exit back for one instruction', () => {
+    const m = machine('long64', 'sti; nop; nop; hlt', { vmcs: vmcsWith({ PIN_BASED_VM_EXEC_CONTROL: Pin.EXTERNAL_INTERRUPT_EXITING }) });
+    expect(m.step().kind).toBe('retired'); // STI with IF = 0: blocking by STI for the next instruction
+    m.interp.raiseInterrupt(0x41);
+    expect(m.step().kind).toBe('retired'); // NOP in the STI shadow
+    expect(vmexit(m.step()).reason).toBe(R.EXTERNAL_INTERRUPT);
   });
   it('external interrupt with acknowledge-on-exit reports and consumes the vector', () => {
     const m = machine('long64', 'nop; hlt', { vmcs: vmcsWith({ PIN_BASED_VM_EXEC_CONTROL: Pin.EXTERNAL_INTERRUPT_EXITING, VM_EXIT_CONTROLS: ExitCtl.ACKNOWLEDGE_INTERRUPT_ON_EXIT }) });

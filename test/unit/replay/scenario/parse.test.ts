@@ -20,6 +20,7 @@ const KITCHEN_SINK = {
   cpu: 'intel-core-i7-6700k',
   l0: { profile: 'kvm', deviations: ['kvm.exception-error-code-16bit', 'kvm.abort-as-triple-fault'] },
   seed: 42,
+  events: [{ at: 5, kind: 'timer' }, { at: 3, kind: 'interrupt', vector: '0x30' }, { at: 5, kind: 'nmi' }],
   l1: {
     l2: {
       mode: 'long64', code: { asm: ['start:', 'cpuid', 'jmp start'] }, user: false, gprs: { rax: '0x1', r15: '0xffffffffffffffff' },
