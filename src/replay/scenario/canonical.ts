@@ -167,7 +167,7 @@ export function scenarioToL1Config(s: Scenario): L1Config {
   return c;
 }
 
-/** The external-event schedule both machines run a scenario with (ScenarioEvent is ScheduledEvent member for member). */
+/** The external-event schedule both machines run a scenario with. */
 export function scenarioSchedule(s: Scenario): readonly ScheduledEvent[] {
   return s.events ?? [];
 }

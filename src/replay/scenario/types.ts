@@ -4,6 +4,7 @@
 // Must not: parse text or run anything (parse.ts parses, convert.ts turns a scenario into an L1Config).
 import type { EptPageSize } from '../../cpu/ept/types.js';
 import type { L2Mode } from '../../cpu/interp/l2-env.js';
+import type { ScheduledEvent } from '../../cpu/machine/run-guest.js';
 import type { ControlRequest, Ept12Mapping, EptSpec, EventInjection, L1Config } from '../../cpu/l1/config.js';
 
 export const SCENARIO_FORMAT = 'turtles.scenario.v1';
@@ -87,16 +88,11 @@ export interface ScenarioL0 {
 }
 
 /**
- * One external event arriving for L2 (src/cpu/machine/run-guest.ts ScheduledEvent, which this mirrors member for
- * member): raised before the L2 step with index `at`, L2 steps counted over the whole run as ScheduledEvent counts them.
+ * One external event arriving for L2: the machines' own ScheduledEvent (src/cpu/machine/run-guest.ts), raised before
+ * the L2 step with index `at`, L2 steps counted over the whole run as ScheduledEvent counts them. Its JSON form is the
+ * same object, so the scenario model takes the type rather than restating it.
  */
-export type ScenarioEvent =
-  | { readonly at: number; readonly kind: 'interrupt'; readonly vector: number }
-  | { readonly at: number; readonly kind: 'nmi' }
-  | { readonly at: number; readonly kind: 'timer'; readonly vector?: number }
-  | { readonly at: number; readonly kind: 'init' }
-  | { readonly at: number; readonly kind: 'sipi'; readonly vector: number }
-  | { readonly at: number; readonly kind: 'smi' };
+export type ScenarioEvent = ScheduledEvent;
 
 export const SCENARIO_EVENT_KINDS = ['interrupt', 'nmi', 'timer', 'init', 'sipi', 'smi'] as const;
 

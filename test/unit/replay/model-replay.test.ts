@@ -15,6 +15,7 @@ import { loadBuiltinScenario } from '../../../src/replay/io/scenario-files.js';
 import { parseScenario } from '../../../src/replay/scenario/parse.js';
 import type { Scenario } from '../../../src/replay/scenario/types.js';
 import { WRONG_L0S } from '../../mutants/variants.js';
+import { firstEventDifference } from '../../support/trace-events.js';
 
 const scenario = (name: string, l1: object, l0: object = { profile: 'sdm' }): Scenario =>
   parseScenario(JSON.stringify({ format: 'turtles.scenario.v1', name, description: `model-replay test: ${name}`, l0, l1 }), name);
@@ -63,17 +64,6 @@ function replay(r: Recording, options: ReplayOptions = {}): TraceReplay {
   return replayTrace(open(r.header, r.events), options);
 }
 
-/** An event as comparable text (bigint, Map and byte arrays spelled out). */
-function text(e: TraceEvent | undefined): string {
-  return JSON.stringify(e ?? null, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v instanceof Map ? [...v.entries()] : v instanceof Uint8Array ? [...v] : v));
-}
-
-/** Index of the first event where two recordings differ (a missing event counts as a difference). */
-function firstDifference(a: readonly TraceEvent[], b: readonly TraceEvent[]): number {
-  let i = 0;
-  while (i < a.length && i < b.length && text(a[i]) === text(b[i])) i++;
-  return i;
-}
 
 /** The fields (encodings) in which two VMCS snapshots differ, ascending. */
 function snapshotDifferences(a: TraceEvent, b: TraceEvent): number[] {
@@ -156,7 +146,7 @@ describe('replay of model-recorded traces', () => {
       const ok = correct(c.scenario);
       const bad = recordScenario(c.scenario, { l0Parts: variant.parts, variantName: variant.id });
       expect(bad.header.producer).toContain(`l0-variant ${variant.id}`);
-      const at = firstDifference(ok.events, bad.events);
+      const at = firstEventDifference(ok.events, bad.events);
       expect(at, 'the wrong L0 changes the recording').toBeLessThan(Math.max(ok.events.length, bad.events.length));
       const want = c.expect(ok.events[at]!, bad.events[at]!);
 
@@ -220,7 +210,7 @@ describe('replay of model-recorded traces', () => {
     const bad = recordScenario(kvmIo, { l0Parts: { ...variant.parts }, variantName: variant.id });
     expect(replay(ok).findings.filter((f) => f.divergence.kind !== 'expected-deviation')).toEqual([]);
     const r = replay(bad);
-    const at = firstDifference(ok.events, bad.events);
+    const at = firstEventDifference(ok.events, bad.events);
     const failures = r.findings.filter((f) => f.divergence.kind !== 'expected-deviation');
     expect(failures[0]!.divergence).toMatchObject({ event: at, rule: (ok.events[at] as Extract<TraceEvent, { kind: 'reflection' }>).rule });
   });

@@ -12,6 +12,7 @@ import { loadBuiltinScenario } from '../../../../src/replay/io/scenario-files.js
 import { recordScenario, type Recording } from '../../../../src/replay/record/recorder.js';
 import { replayTrace, type TraceReplay } from '../../../../src/replay/replay/index.js';
 import { scenarioSchedule } from '../../../../src/replay/scenario/canonical.js';
+import { firstEventDifference } from '../../../support/trace-events.js';
 
 const SCENARIO = loadBuiltinScenario('external-events');
 const VALID = 0x8000_0000;
@@ -24,16 +25,6 @@ function replay(r: Recording): TraceReplay {
   return replayTrace(TraceReader.open(memorySource(encodeTrace(r.header, r.events)), 'external-events.trtl'));
 }
 
-/** An event as comparable text (bigint, Map and byte arrays spelled out). */
-function text(e: TraceEvent | undefined): string {
-  return JSON.stringify(e ?? null, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v instanceof Map ? [...v.entries()] : v instanceof Uint8Array ? [...v] : v));
-}
-
-function firstDifference(a: readonly TraceEvent[], b: readonly TraceEvent[]): number {
-  let i = 0;
-  while (i < a.length && i < b.length && text(a[i]) === text(b[i])) i++;
-  return i;
-}
 
 /**
  * A wrong L0 that acknowledges an external interrupt for L1 (acknowledge-on-exit) but does not write the vector to
@@ -123,7 +114,7 @@ describe('external events in a recording (scenario external-events)', () => {
   it('a recording from an L0 that drops the acknowledged vector is reported at the first exit it changes, under O2', () => {
     const bad = recordScenario(SCENARIO, { l0Parts: ACK_VECTOR_DROPPED, variantName: 'ack-vector-dropped' });
     expect(bad.header.producer).toContain('l0-variant ack-vector-dropped');
-    const at = firstDifference(rec.events, bad.events);
+    const at = firstEventDifference(rec.events, bad.events);
     expect(at, 'the wrong L0 changes the recording').toBeLessThan(Math.min(rec.events.length, bad.events.length));
     // The first output that differs is the first exit to L1: the acknowledged vector is missing.
     expect(rec.events[at]).toMatchObject({ kind: 'vm-exit', reason: ExitReason.EXTERNAL_INTERRUPT, intrInfo: valid(0x30) });
