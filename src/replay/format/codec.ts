@@ -1,6 +1,7 @@
 // Event ↔ protobuf record conversion, with the per-chunk state of the compact encoding: exit RIPs as deltas against
 // the previous exit of the same kind, VMCS snapshots as deltas against the previous snapshot of the same kind.
-// Both states restart empty in every chunk, so each chunk decodes on its own.
+// Both states restart empty in every chunk, so each chunk decodes on its own. Decoded VMCS states are SnapshotSlots
+// (sorted arrays, shared and never mutated), turned into maps only when something reads `fields`.
 // Must not: frame, compress or do I/O, or change a value silently (errors: 'invalid-event' / 'bad-record').
 import { pb, type PbEvent, type PbExitInfo, type PbLong } from './pb.js';
 import { fromLongBits, fromSignedLongBits, toLongBits } from './long.js';
@@ -295,10 +296,18 @@ export class ChunkDecoder {
   private readonly ripPrev = { 'vm-exit': 0n, 'l0-exit': 0n };
   private readonly place: { file: string; event: number };
   /** The running VMCS content per kind, as of the last snapshot decoded in this chunk. */
-  readonly vmcs: VmcsState = new Map();
+  private readonly slots = new Map<VmcsKind, SnapshotSlots>();
 
-  constructor(file: string) {
+  /** `lazySnapshotFields`: snapshot events are LazySnapshotEvents (see snapshotEvent). */
+  constructor(file: string, private readonly lazySnapshotFields = false) {
     this.place = { file, event: 0 };
+  }
+
+  /** The running VMCS content per kind, as maps (shared with the events: never mutate them). */
+  get vmcs(): VmcsState {
+    const out: VmcsState = new Map();
+    for (const [kind, s] of this.slots) out.set(kind, s.toMap());
+    return out;
   }
 
   /** The exit event itself, built in one object (the hot path of decoding: no spreads, no intermediate objects). */
@@ -346,9 +355,9 @@ export class ChunkDecoder {
     if (m.vmcsSnapshot) {
       const s = m.vmcsSnapshot;
       const which = enumValue(VMCS_KINDS, s.which, 'VMCS kind', at);
-      const fields = this.applySnapshot(which, s.encodings ?? [], (s.values ?? []).map(fromLongBits), s.cleared ?? []);
-      const ev = { kind: 'vmcs-snapshot' as const, which, fields, ...(s.address != null ? { address: fromLongBits(s.address) } : {}) };
-      return withBase(m, ev);
+      const ev = this.snapshotEvent(which, s.encodings ?? [], (s.values ?? []).map(fromLongBits), s.cleared ?? []);
+      if (s.address != null) ev['address'] = fromLongBits(s.address);
+      return withBase(m, ev as unknown as TraceEvent);
     }
     if (m.vmxOp) {
       const o = m.vmxOp;
@@ -444,8 +453,23 @@ export class ChunkDecoder {
     this.place.event = index;
   }
 
-  /** Apply one snapshot delta to the running state of its kind; returns the new full state (also used by fast-decode.ts). */
+  /** Apply one snapshot delta to the running state of its kind; returns the new full state as a map. */
   applySnapshot(which: VmcsKind, encodings: readonly number[], values: readonly bigint[], cleared: readonly number[]): Map<number, bigint> {
+    return this.applySlots(which, encodings, values, cleared).toMap();
+  }
+
+  /**
+   * The event of one snapshot delta (also used by fast-decode.ts): its `fields` a map, or with `lazySnapshotFields`
+   * a LazySnapshotEvent whose map is built only if something reads it (the columnar replay reads the slots).
+   */
+  snapshotEvent(which: VmcsKind, encodings: readonly number[], values: readonly bigint[], cleared: readonly number[]): Record<string, unknown> {
+    const slots = this.applySlots(which, encodings, values, cleared);
+    if (this.lazySnapshotFields) return new LazySnapshotEvent(which, slots) as unknown as Record<string, unknown>;
+    return { kind: 'vmcs-snapshot', which, fields: slots.toMap() };
+  }
+
+  /** Apply one snapshot delta to the running state of its kind, in slot form; returns the new full state. */
+  applySlots(which: VmcsKind, encodings: readonly number[], values: readonly bigint[], cleared: readonly number[]): SnapshotSlots {
     const at = this.place;
     if (encodings.length !== values.length) throw badRecord(at, `snapshot has ${encodings.length} encodings but ${values.length} values`);
     for (let i = 1; i < encodings.length; i++) {
@@ -454,34 +478,128 @@ export class ChunkDecoder {
     for (let i = 1; i < cleared.length; i++) {
       if (cleared[i]! <= cleared[i - 1]!) throw badRecord(at, 'cleared snapshot fields must be strictly ascending');
     }
-    // Merge three ascending sequences (previous state, changes, clears) into the next state, ascending. States are
-    // never mutated once built, so the event and the decoder state share the map.
-    const prev = this.vmcs.get(which);
-    const next = new Map<number, bigint>();
-    let e = 0;
-    let c = 0;
-    if (prev) {
-      for (const [k, v] of prev) {
-        while (e < encodings.length && encodings[e]! < k) {
-          next.set(encodings[e]!, values[e]!);
-          e++;
-        }
-        if (c < cleared.length && cleared[c] === k) {
-          if (e < encodings.length && encodings[e] === k) throw badRecord(at, `snapshot both changes and clears field 0x${k.toString(16)}`);
-          c++;
-          continue;
-        }
-        if (e < encodings.length && encodings[e] === k) {
-          next.set(k, values[e]!);
-          e++;
-        } else {
-          next.set(k, v);
-        }
+    const prev = this.slots.get(which);
+    let next: SnapshotSlots | undefined;
+    // The usual delta changes values of fields the state already has: share the (immutable) encodings and copy the
+    // values. Anything else (new fields, clears) takes the general merge, which also reports the errors.
+    if (prev !== undefined && cleared.length === 0) next = changedValues(prev, encodings, values);
+    next ??= mergeDelta(prev, encodings, values, cleared, at);
+    this.slots.set(which, next);
+    return next;
+  }
+}
+
+/** `prev` with the values of `encodings` replaced, when every one of them is already in it; else undefined. */
+function changedValues(prev: SnapshotSlots, encodings: readonly number[], values: readonly bigint[]): SnapshotSlots | undefined {
+  const keys = prev.encodings;
+  if (encodings.length === 0) return new SnapshotSlots(keys, prev.values);
+  const out = prev.values.slice();
+  let j = 0;
+  for (let e = 0; e < encodings.length; e++) {
+    const k = encodings[e]!;
+    while (j < keys.length && keys[j]! < k) j++;
+    if (j === keys.length || keys[j] !== k) return undefined;
+    out[j] = values[e]!;
+  }
+  return new SnapshotSlots(keys, out);
+}
+
+/** Merge three ascending sequences (previous state, changes, clears) into the next state, ascending. */
+function mergeDelta(
+  prev: SnapshotSlots | undefined, encodings: readonly number[], values: readonly bigint[], cleared: readonly number[], at: CodecPlace,
+): SnapshotSlots {
+  const keys: number[] = [], vals: bigint[] = [];
+  let e = 0, c = 0;
+  if (prev) {
+    const pk = prev.encodings, pv = prev.values;
+    for (let i = 0; i < pk.length; i++) {
+      const k = pk[i]!;
+      while (e < encodings.length && encodings[e]! < k) {
+        keys.push(encodings[e]!);
+        vals.push(values[e]!);
+        e++;
+      }
+      if (c < cleared.length && cleared[c] === k) {
+        if (e < encodings.length && encodings[e] === k) throw badRecord(at, `snapshot both changes and clears field 0x${k.toString(16)}`);
+        c++;
+        continue;
+      }
+      keys.push(k);
+      if (e < encodings.length && encodings[e] === k) {
+        vals.push(values[e]!);
+        e++;
+      } else {
+        vals.push(pv[i]!);
       }
     }
-    for (; e < encodings.length; e++) next.set(encodings[e]!, values[e]!);
-    if (c !== cleared.length) throw badRecord(at, `snapshot clears field 0x${cleared[c]!.toString(16)} that was not known`);
-    this.vmcs.set(which, next);
-    return next;
+  }
+  for (; e < encodings.length; e++) {
+    keys.push(encodings[e]!);
+    vals.push(values[e]!);
+  }
+  if (c !== cleared.length) throw badRecord(at, `snapshot clears field 0x${cleared[c]!.toString(16)} that was not known`);
+  return new SnapshotSlots(keys, vals);
+}
+
+/**
+ * One VMCS snapshot state in slot form: encodings ascending and their values, in two arrays never mutated once built
+ * (consecutive states share the encodings array while their field set stays the same). The map form is built on
+ * demand, once.
+ */
+export class SnapshotSlots {
+  private map: Map<number, bigint> | undefined;
+
+  constructor(readonly encodings: readonly number[], readonly values: readonly bigint[]) {}
+
+  /** The value of one encoding (binary search), or undefined when the state does not hold it. */
+  get(encoding: number): bigint | undefined {
+    const keys = this.encodings;
+    let lo = 0, hi = keys.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const k = keys[mid]!;
+      if (k === encoding) return this.values[mid];
+      if (k < encoding) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
+  /** Same fields, same values. */
+  equals(other: SnapshotSlots): boolean {
+    if (other === this) return true;
+    const a = this.encodings, b = other.encodings;
+    if (a.length !== b.length) return false;
+    if (a !== b) for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    const x = this.values, y = other.values;
+    if (x === y) return true;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+    return true;
+  }
+
+  /** The state as a map, ascending (built once; never mutate it: events and the decoder share it). */
+  toMap(): Map<number, bigint> {
+    let m = this.map;
+    if (m === undefined) {
+      m = new Map();
+      const keys = this.encodings, vals = this.values;
+      for (let i = 0; i < keys.length; i++) m.set(keys[i]!, vals[i]!);
+      this.map = m;
+    }
+    return m;
+  }
+}
+
+/**
+ * A decoded 'vmcs-snapshot' event whose `fields` map is built on first read, for the columnar replay (ColumnOptions
+ * lazySnapshotFields), whose checks read `slots`. Events of every other decode carry a plain map.
+ */
+export class LazySnapshotEvent {
+  readonly kind = 'vmcs-snapshot' as const;
+
+  constructor(readonly which: VmcsKind, readonly slots: SnapshotSlots) {}
+
+  get fields(): ReadonlyMap<number, bigint> {
+    return this.slots.toMap();
   }
 }

@@ -180,6 +180,8 @@ export interface ColumnOptions {
    * like records of kinds not asked for (their deltas are neither applied nor checked). Undefined = every kind.
    */
   readonly snapshotKinds?: ReadonlySet<VmcsKind>;
+  /** Snapshot objects are codec.ts LazySnapshotEvents: `fields` built only when read (the columnar replay reads `slots`). */
+  readonly lazySnapshotFields?: boolean;
 }
 
 /** One chunk in columns. Reuse the same instance across chunks: its arrays keep their capacity. */
@@ -222,11 +224,11 @@ class Fallback {
   /** decPrev as halves [vm-exit lo, hi, l0-exit lo, hi], to compare with ripPrev without building bigints. */
   readonly decPrevHalves = new Uint32Array(4);
 
-  constructor(readonly payload: Uint8Array, readonly file: string, readonly offset: number) {}
+  constructor(readonly payload: Uint8Array, readonly file: string, readonly offset: number, readonly lazySnapshotFields = false) {}
 
   /** One record through the object decoders (fast path, then the generated decoder), keeping the RIP chain. */
   decode(p: number, len: number, event: number): TraceEvent {
-    const decoder = (this.decoder ??= new ChunkDecoder(this.file));
+    const decoder = (this.decoder ??= new ChunkDecoder(this.file, this.lazySnapshotFields));
     if (!this.reader) {
       this.reader = $protobuf.Reader.create(this.payload);
       this.reader.discardUnknown = false;
@@ -513,7 +515,7 @@ function decodeRecords(
       }
     }
     // Everything else goes through the object decoders (out of line: rare), which also report errors.
-    fallback ??= new Fallback(payload, file, offset);
+    fallback ??= new Fallback(payload, file, offset, options.lazySnapshotFields === true);
     const value = fallback.decode(p, len, firstEvent + i);
     counts[kindSlot(value.kind)]!++;
     if (value.kind === 'vm-exit' || value.kind === 'l0-exit') {

@@ -175,8 +175,7 @@ function snapshot(buf: Uint8Array, end: number, vcpu: number, line: number, dec:
   }
   const whichName = VMCS_KINDS[which];
   if (whichName === undefined) return undefined;
-  const fields = dec.applySnapshot(whichName, encodings, values, cleared);
-  const out: Record<string, unknown> = { kind: 'vmcs-snapshot', which: whichName, fields };
+  const out = dec.snapshotEvent(whichName, encodings, values, cleared);
   if (address !== undefined) out['address'] = address;
   if (vcpu >= 0) out['vcpu'] = vcpu;
   if (line > 0) out['line'] = line;

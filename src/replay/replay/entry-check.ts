@@ -9,6 +9,7 @@ import { runEntryChecks, type EntryCheckFailure, type EntryCheckReport, type Ent
 import type { VmcsReader } from '../../cpu/vmcs.js';
 import { impliedHostIa32e, widenForProvenControls } from '../import/vmcs-dump/facts.js';
 import type { ExitColumns, TraceEvent, TraceEventKind, VmcsKind } from '../format/index.js';
+import { LazySnapshotEvent, SnapshotSlots } from '../format/codec.js';
 import type { CheckSummary, ExplainedFailure, ReplayCheck, ReplayCheckFactory, ReplayEnv } from './check.js';
 import { traceRule } from './rules.js';
 
@@ -31,6 +32,28 @@ export function snapshotReader(fields: ReadonlyMap<number, bigint>): VmcsReader 
   };
 }
 
+/** A VmcsReader over a state in slot form (as snapshotReader). */
+function slotsReader(s: SnapshotSlots): VmcsReader {
+  return {
+    read(encoding: number): bigint | undefined {
+      const v = s.get(encoding);
+      if (v !== undefined) return v;
+      if (encoding & 1) {
+        const full = s.get(encoding & ~1);
+        return full === undefined ? undefined : full >> 32n;
+      }
+      return undefined;
+    },
+  };
+}
+
+/** The state a snapshot event holds, in slot form (the columnar replay's events carry it; others are converted). */
+function slotsOf(e: TraceEvent & { kind: 'vmcs-snapshot' }): SnapshotSlots {
+  if (e instanceof LazySnapshotEvent) return e.slots;
+  const keys = [...e.fields.keys()].sort((a, b) => a - b);
+  return new SnapshotSlots(keys, keys.map((k) => e.fields.get(k)!));
+}
+
 /** Fields widenForProvenControls reads: the cache key of a widened model. */
 const WIDEN_INPUTS: readonly number[] = [
   ...CONTROL_GROUPS.map((g) => Field[g.field as keyof typeof Field]),
@@ -39,12 +62,15 @@ const WIDEN_INPUTS: readonly number[] = [
   Field.POSTED_INTR_DESC_ADDR,
 ];
 
+/** The proof text handed to impliedHostIa32e, whose explanation this check does not use. */
+const PROVEN = 'the recorded exit shows the processor accepted the controls';
+
 /** Entry-check reports remembered at most (about 1 KB each); the cache starts over when full. */
 const MAX_REMEMBERED_REPORTS = 8192;
 
 interface RememberedReport {
-  /** States are never mutated once decoded (codec.ts), so holding the map holds the content. */
-  readonly fields: ReadonlyMap<number, bigint>;
+  /** States are never mutated once decoded (codec.ts), so holding the slots holds the content. */
+  readonly fields: SnapshotSlots;
   readonly cpu: CpuModel;
   /** hostIa32e: 0 false, 1 true, 2 unknown. */
   readonly host: number;
@@ -55,26 +81,17 @@ interface RememberedReport {
  * A 32-bit hash of a state's fields and the host mode. Values go through Number(), which rounds 64-bit values: fine
  * for a hash (it only picks the bucket; sameFields decides equality exactly) and it allocates no bigint.
  */
-let hashing = 0;
-function hashField(v: bigint, k: number): void {
-  const n = Number(v);
-  let h = Math.imul(hashing ^ k, 0x01000193);
-  h = Math.imul(h ^ (n | 0), 0x01000193);
-  hashing = Math.imul(h ^ ((n / 4294967296) | 0), 0x01000193);
-}
-
-function stateHash(fields: ReadonlyMap<number, bigint>, host: number): number {
-  // forEach with a module-level accumulator: no iterator or [key, value] pair per field.
-  hashing = Math.imul(0x811c9dc5 ^ host, 0x01000193);
-  fields.forEach(hashField);
-  return hashing;
-}
-
-function sameFields(a: ReadonlyMap<number, bigint>, b: ReadonlyMap<number, bigint>): boolean {
-  if (a === b) return true;
-  if (a.size !== b.size) return false;
-  for (const [k, v] of a) if (b.get(k) !== v) return false;
-  return true;
+function stateHash(fields: SnapshotSlots, host: number): number {
+  let h = Math.imul(0x811c9dc5 ^ host, 0x01000193);
+  const keys = fields.encodings;
+  const values = fields.values;
+  for (let i = 0; i < keys.length; i++) {
+    const n = Number(values[i]!);
+    h = Math.imul(h ^ keys[i]!, 0x01000193);
+    h = Math.imul(h ^ (n | 0), 0x01000193);
+    h = Math.imul(h ^ ((n / 4294967296) | 0), 0x01000193);
+  }
+  return h;
 }
 
 type Outcome =
@@ -84,8 +101,8 @@ type Outcome =
 
 interface State {
   readonly index: number;
-  readonly line?: number;
-  readonly fields: ReadonlyMap<number, bigint>;
+  readonly line: number | undefined;
+  readonly fields: SnapshotSlots;
 }
 
 class EntryStateCheck implements ReplayCheck {
@@ -95,8 +112,8 @@ class EntryStateCheck implements ReplayCheck {
   readonly columnarSnapshotKinds: readonly VmcsKind[] = ['single'];
   private state: State | undefined;
   /** The first snapshot after the last exit: the VMCS as that exit left it, i.e. the controls its entry used. */
-  private afterExit: ReadonlyMap<number, bigint> | undefined;
-  private lastExit: { index: number; reason?: number } | undefined;
+  private afterExit: SnapshotSlots | undefined;
+  private lastExit: { readonly index: number; readonly reason: number | undefined } | undefined;
   private readonly base: CpuModel;
   private readonly baseNote: string;
   private readonly widened = new Map<string, CpuModel>();
@@ -122,8 +139,9 @@ class EntryStateCheck implements ReplayCheck {
   onEvent(e: TraceEvent, index: number): void {
     if (e.kind === 'vmcs-snapshot') {
       if (e.which !== 'single') return;
-      if (!this.state) this.afterExit = e.fields;
-      this.state = { index, fields: e.fields, ...(e.line !== undefined ? { line: e.line } : {}) };
+      const fields = slotsOf(e);
+      if (!this.state) this.afterExit = fields;
+      this.state = { index, line: e.line, fields };
     } else if (e.kind === 'vm-exit') {
       this.exited(index, e.reason, e.qualification);
     }
@@ -142,7 +160,7 @@ class EntryStateCheck implements ReplayCheck {
     if (this.state) this.evaluate(this.state, outcomeOf(index, reason, qualification));
     this.state = undefined;
     this.afterExit = undefined;
-    this.lastExit = { index, ...(reason !== undefined ? { reason } : {}) };
+    this.lastExit = { index, reason };
   }
 
   finish(): void {
@@ -159,7 +177,7 @@ class EntryStateCheck implements ReplayCheck {
   }
 
   /** The model widened to what `proof` shows was accepted; guest CR4 counts only when the guest was entered. */
-  private cpuFor(proof: VmcsReader | undefined, why: string, guestEntered: boolean): CpuModel {
+  private cpuFor(proof: VmcsReader | undefined, why: (() => string) | undefined, guestEntered: boolean): CpuModel {
     if (this.env.cpu || this.env.header.cpu || !proof) return this.base;
     // Consecutive states usually prove the same controls: compare with the last proof before building a cache key.
     const values = this.proofValues;
@@ -175,7 +193,7 @@ class EntryStateCheck implements ReplayCheck {
     const key = (guestEntered ? 'g' : 'f') + values.map((v) => v?.toString(16) ?? '-').join(',');
     let m = this.widened.get(key);
     if (!m) {
-      const w = widenForProvenControls(this.base.data, proof, why, guestEntered);
+      const w = widenForProvenControls(this.base.data, proof, why?.() ?? '', guestEntered);
       m = w.changes.length ? new CpuModel(w.data) : this.base;
       this.widened.set(key, m);
     }
@@ -186,23 +204,27 @@ class EntryStateCheck implements ReplayCheck {
 
   private evaluate(s: State, outcome: Outcome): void {
     this.states++;
-    const vmcs = snapshotReader(s.fields);
+    const vmcs = slotsReader(s.fields);
     let proof: VmcsReader | undefined;
-    let proven: string | undefined;
+    // The text naming the proof is built only if a widened model has to be built (cpuFor): most states reuse one.
+    let proven: (() => string) | undefined;
     let guestEntered = false;
     if (outcome.kind === 'success' || (outcome.kind === 'failure' && isCheckedFailure(outcome.reason))) {
       proof = vmcs;
       guestEntered = outcome.kind === 'success';
-      proven = `the exit at event ${outcome.exit} (reason ${hex(outcome.reason)}) shows the processor accepted this VMCS's controls`;
+      const o = outcome;
+      proven = () => `the exit at event ${o.exit} (reason ${hex(o.reason)}) shows the processor accepted this VMCS's controls`;
     } else if (outcome.kind === 'unknown' && this.lastExit?.reason !== undefined && this.afterExit &&
       ((this.lastExit.reason & 0x8000_0000) === 0 || isCheckedFailure(this.lastExit.reason))) {
-      proof = snapshotReader(this.afterExit);
+      proof = slotsReader(this.afterExit);
       guestEntered = (this.lastExit.reason & 0x8000_0000) === 0;
-      proven = `the exit at event ${this.lastExit.index} shows the processor accepted the controls of the entry before it`;
+      const index = this.lastExit.index;
+      proven = () => `the exit at event ${index} shows the processor accepted the controls of the entry before it`;
     }
-    const cpu = this.cpuFor(proof, proven ?? '', guestEntered);
+    const cpu = this.cpuFor(proof, proven, guestEntered);
     const env: EntryEnvironment = { cpu };
-    const host = impliedHostIa32e(vmcs, proven);
+    // Only host.value is used here, and it depends on whether the controls are proven, not on the proof's text.
+    const host = impliedHostIa32e(vmcs, proven !== undefined ? PROVEN : undefined);
     if (host.value !== undefined) env.hostIa32e = host.value;
     const report = this.entryReport(s.fields, vmcs, env);
     this.decided += report.evaluatedCount;
@@ -214,12 +236,12 @@ class EntryStateCheck implements ReplayCheck {
    * runEntryChecks(vmcs, env, 'all'), remembered by the state's content: the checks are a pure function of the fields
    * and the environment (CPU model, host mode), and a trace's states repeat (a guest looping over the same exits).
    */
-  private entryReport(fields: ReadonlyMap<number, bigint>, vmcs: VmcsReader, env: EntryEnvironment): EntryCheckReport {
+  private entryReport(fields: SnapshotSlots, vmcs: VmcsReader, env: EntryEnvironment): EntryCheckReport {
     const host = env.hostIa32e === undefined ? 2 : env.hostIa32e ? 1 : 0;
     const hash = stateHash(fields, host);
     let bucket = this.reports.get(hash);
     if (bucket !== undefined) {
-      for (const r of bucket) if (r.cpu === env.cpu && r.host === host && sameFields(r.fields, fields)) return r.report;
+      for (const r of bucket) if (r.cpu === env.cpu && r.host === host && r.fields.equals(fields)) return r.report;
     }
     const report = runEntryChecks(vmcs, env, 'all');
     // Bounded: a trace whose states never repeat gains nothing from the cache and must not grow it without end.
@@ -235,6 +257,8 @@ class EntryStateCheck implements ReplayCheck {
   }
 
   private report(s: State, outcome: Outcome, report: EntryCheckReport, cpu: CpuModel): void {
+    // Most states pass every check and their entry did not fail: nothing to report, nothing to build.
+    if (outcome.kind !== 'failure' && report.failures.length === 0) return;
     const { filter, emit } = this.env;
     const line = s.line !== undefined ? { line: s.line } : {};
     const failures = report.failures.filter((f) => filter.selects(f.id));

@@ -150,7 +150,8 @@ function replayMergedColumns(
   }
   const wantsReflections = checks.filter((c) => c.onReflectionRow !== undefined);
   const cols = new ChunkColumns();
-  const options = { objects: kinds, ...(allSnapshots ? {} : { snapshotKinds }) };
+  // Snapshot maps are built only for checks that read `fields` (entry-check.ts and rip-advance-check.ts read the slots).
+  const options = { objects: kinds, lazySnapshotFields: true, ...(allSnapshots ? {} : { snapshotKinds }) };
   let exits = 0;
   for (let c = 0; c < reader.chunks.length; c++) {
     reader.decodeChunkColumns(c, cols, options);

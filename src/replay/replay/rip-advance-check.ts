@@ -4,6 +4,7 @@
 // leaves undefined, or a RIP the trace does not show. SDM Vol. 3C 27.2.5.
 import { Field } from '../../cpu/generated/vmcs-fields.js';
 import type { ExitColumns, TraceEvent, TraceEventKind, VmcsKind } from '../format/index.js';
+import { LazySnapshotEvent } from '../format/codec.js';
 import type { CheckSummary, ReplayCheck, ReplayCheckFactory, ReplayEnv } from './check.js';
 import { K_LEN, K_REASON, K_RIP, emptyExitView, minimumLength, reasonName } from './exit-info.js';
 import { divergenceLevel, viewOfEvent, viewOfRow } from './exit-info-check.js';
@@ -16,7 +17,7 @@ const EXIT_ROW_VM = 0;
 
 interface OpenExit {
   readonly index: number;
-  readonly line?: number;
+  readonly line: number | undefined;
   readonly level: string;
   readonly reason: number;
   readonly rip: bigint;
@@ -40,7 +41,7 @@ class RipAdvanceCheck implements ReplayCheck {
   onEvent(e: TraceEvent, index: number): void {
     if (e.kind === 'vmcs-snapshot') {
       if (this.open && e.which === 'single') {
-        const rip = e.fields.get(Field.GUEST_RIP);
+        const rip = e instanceof LazySnapshotEvent ? e.slots.get(Field.GUEST_RIP) : e.fields.get(Field.GUEST_RIP);
         if (rip !== undefined) this.open.guestRip = rip;
       }
       return;
@@ -50,7 +51,7 @@ class RipAdvanceCheck implements ReplayCheck {
     if (e.reason === undefined || e.rip === undefined || e.instructionLength === undefined || (e.reason & 0x8000_0000) !== 0) return;
     if (minimumLength(viewOfEvent(e, this.view)) === 0) return;
     this.instructionExits++;
-    this.open = { index, level: e.level, reason: e.reason, rip: e.rip, length: e.instructionLength, ...(e.line !== undefined ? { line: e.line } : {}) };
+    this.open = { index, line: e.line, level: e.level, reason: e.reason, rip: e.rip, length: e.instructionLength };
   }
 
   onExitRow(c: ExitColumns, r: number, index: number): void {
@@ -62,7 +63,7 @@ class RipAdvanceCheck implements ReplayCheck {
     this.instructionExits++;
     const line = c.line[r]!;
     const rip = c.ripHi[r] === 0 ? BigInt(c.ripLo[r]!) : (BigInt(c.ripHi[r]!) << 32n) | BigInt(c.ripLo[r]!);
-    this.open = { index, level: c.level[r] === 1 ? 'L1' : 'L2', reason: c.reason[r]!, rip, length: c.instrLen[r]!, ...(line > 0 ? { line } : {}) };
+    this.open = { index, line: line > 0 ? line : undefined, level: c.level[r] === 1 ? 'L1' : 'L2', reason: c.reason[r]!, rip, length: c.instrLen[r]! };
   }
 
   private close(): void {
