@@ -10,6 +10,7 @@ import type { L1Config } from '../src/cpu/l1/config.js';
 import { runReference } from '../src/cpu/machine/index.js';
 import { checkProgram } from '../src/checker/index.js';
 import { sdmProfile } from '../src/nested/profile.js';
+import { cpuSeconds } from './cpu-time.js';
 
 export interface BenchResult { name: string; opsPerSecond: number; baselineOpsPerSecond: number }
 
@@ -29,10 +30,6 @@ function config(): L1Config {
 const MIN_SECONDS = 2;
 const WARM_UP_RUNS = 6;
 
-function cpuSeconds(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-}
 
 /**
  * CPU seconds (this process, all threads) per call of `f`, averaged over as many calls as fit in MIN_SECONDS of CPU

@@ -16,6 +16,7 @@ import { recordScenarioTo, scenarioHeader } from '../src/replay/record/recorder.
 import { replayTrace } from '../src/replay/replay/index.js';
 import { parseScenario } from '../src/replay/scenario/parse.js';
 import { emptyZstdFrame, napiDecompressAll, traceFrames, zstdCliCpuSeconds } from './zstd-baseline.js';
+import { bestCpuSeconds, cpuSeconds } from './cpu-time.js';
 
 export interface RecordedBenchResult {
   name: string;
@@ -46,32 +47,10 @@ export function shippedIterations(): number {
  */
 export const QUICK_ITERATIONS = 5500;
 
-function cpuSeconds(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-}
-
 function peakMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
-/** Least CPU seconds per call of `f` over `rounds` rounds of about `seconds / rounds` CPU seconds each. */
-function bestCpu(f: () => void, seconds: number, rounds = 5): number {
-  f();
-  let min = Infinity;
-  for (let r = 0; r < rounds; r++) {
-    let runs = 0;
-    const start = cpuSeconds();
-    let now = start;
-    do {
-      f();
-      runs++;
-      now = cpuSeconds();
-    } while (now - start < seconds / rounds);
-    min = Math.min(min, (now - start) / runs);
-  }
-  return min;
-}
 
 /** The mixed workload with the loop counter set to `iterations` (everything else, and the name when full, as shipped). */
 function mixedScenarioText(iterations: number): string {
@@ -154,11 +133,11 @@ export function benchRecorded(options: { iterations?: number } = {}): RecordedBe
     const reader = TraceReader.open(memorySource(bytes));
     const cols = new ChunkColumns();
     const mb = bytes.length / 1e6;
-    const decodeSeconds = bestCpu(() => {
+    const decodeSeconds = bestCpuSeconds(() => {
       for (let i = 0; i < reader.chunks.length; i++) reader.decodeChunkColumns(i, cols);
     }, 2);
     const zst = traceFrames(bytes);
-    const napiSeconds = bestCpu(napiDecompressAll(zst), 1);
+    const napiSeconds = bestCpuSeconds(napiDecompressAll(zst), 1);
     out.push({ name: `columnar decode vs zstd-napi, ${label} (file MB/s)`, value: mb / decodeSeconds, unit: 'MB/s', baseline: { name: 'zstd-napi DCtx.decompress', value: mb / napiSeconds, unit: 'MB/s' } });
     const frames = join(dir, 'frames.zst');
     const empty = join(dir, 'empty.zst');

@@ -16,6 +16,7 @@ import { createTraceFile, openTraceFile } from '../src/replay/io/trace-file.js';
 import { replayTrace } from '../src/replay/replay/index.js';
 import { typicalNestedTrace } from './trace.js';
 import { emptyZstdFrame, napiDecompressAll, traceFrames, zstdCliCpuSeconds } from './zstd-baseline.js';
+import { bestCpuSeconds } from './cpu-time.js';
 
 export interface ReplayBenchResult {
   name: string;
@@ -27,42 +28,16 @@ export interface ReplayBenchResult {
 const root = join(import.meta.dirname, '../..');
 
 /** CPU milliseconds (user + system) of this process: unlike the wall clock, not inflated by other processes' load. */
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
-/**
- * Best CPU seconds per call of `f` over rounds of about `ms / rounds` CPU milliseconds each (the least disturbed
- * round). Every figure of this file is CPU time, `zstd -d` included, so ratios hold on a loaded machine.
- */
-function best(f: () => void, ms: number, rounds = 5): number {
-  f();
-  let min = Infinity;
-  for (let r = 0; r < rounds; r++) {
-    let runs = 0;
-    const start = cpuMs();
-    let now = start;
-    do {
-      f();
-      runs++;
-      now = cpuMs();
-    } while (now - start < ms / rounds);
-    min = Math.min(min, (now - start) / runs / 1000);
-  }
-  return min;
-}
-
 /** Columnar decode of every chunk vs zstd alone, on the same file bytes. */
 function decodeVsZstd(label: string, bytes: Uint8Array, out: ReplayBenchResult[]): void {
   const reader = TraceReader.open(memorySource(bytes));
   const cols = new ChunkColumns();
   const mb = bytes.length / 1e6;
-  const colSeconds = best(() => {
+  const colSeconds = bestCpuSeconds(() => {
     for (let c = 0; c < reader.chunks.length; c++) reader.decodeChunkColumns(c, cols);
-  }, 2000);
+  }, 2);
   const zst = traceFrames(bytes);
-  const napiSeconds = best(napiDecompressAll(zst), 1000);
+  const napiSeconds = bestCpuSeconds(napiDecompressAll(zst), 1);
   out.push({ name: `columnar decode vs zstd-napi, ${label} (file MB/s)`, value: mb / colSeconds, unit: 'MB/s', baseline: { name: 'zstd-napi DCtx.decompress', value: mb / napiSeconds, unit: 'MB/s' } });
   // The split: the columnar parse alone, on chunks decompressed beforehand (with the reader's slack), against zstd.
   const chunks = reader.chunks.map((_, i) => reader.readChunk(i));
@@ -73,9 +48,9 @@ function decodeVsZstd(label: string, bytes: Uint8Array, out: ReplayBenchResult[]
     b.set(p);
     return b.subarray(0, c.uncompressedLength);
   });
-  const parseSeconds = best(() => {
+  const parseSeconds = bestCpuSeconds(() => {
     for (let i = 0; i < chunks.length; i++) decodeChunkColumns(payloads[i]!, chunks[i]!.eventCount, chunks[i]!.firstEvent, label, chunks[i]!.offset, cols);
-  }, 2000);
+  }, 2);
   out.push({
     name: `columnar parse alone vs zstd-napi alone, ${label} (file MB/s; zstd ${((100 * napiSeconds) / colSeconds).toFixed(0)}% / parse ${((100 * parseSeconds) / colSeconds).toFixed(0)}% of the decode)`,
     value: mb / parseSeconds, unit: 'MB/s', baseline: { name: 'zstd-napi DCtx.decompress', value: mb / napiSeconds, unit: 'MB/s' },
@@ -108,13 +83,13 @@ function decodeVsZstd(label: string, bytes: Uint8Array, out: ReplayBenchResult[]
 function replayAllChecks(label: string, reader: TraceReader, ms: number, out: ReplayBenchResult[]): number {
   let exits = 0;
   let l2 = 0;
-  const cols = best(() => {
+  const cols = bestCpuSeconds(() => {
     const r = replayTrace(reader);
     exits = r.exits;
-  }, ms);
+  }, ms / 1000);
   // L2 exits: an l0-exit and the vm-exit L1 then gets are one exit of L2 (the design target counts L2 exits).
   for (let c = 0; c < reader.chunks.length; c++) l2 += reader.decodeChunkColumns(c, new ChunkColumns()).countOf(reader.header.kind === 'nested' ? 'l0-exit' : 'vm-exit');
-  const events = best(() => void replayTrace(reader, { decode: 'events' }), ms / 2, 3);
+  const events = bestCpuSeconds(() => void replayTrace(reader, { decode: 'events' }), ms / 2000, 3);
   const unit = reader.header.kind === 'nested' ? 'L2 exits/s' : 'exits/s';
   out.push({ name: `replay, all checks, ${label}`, value: l2 / cols, unit, baseline: { name: 'target', value: 1e6, unit } });
   out.push({ name: `replay, all checks, ${label}, columns vs event objects`, value: l2 / cols, unit, baseline: { name: 'event-object replay', value: l2 / events, unit } });
@@ -164,7 +139,7 @@ export function benchReplay(options: { rssExits?: number } = {}): ReplayBenchRes
   const largestName = largest.name.replace('traces/imported/', '');
   const reader = TraceReader.open(memorySource(largest.bytes), largest.name);
   const exits = replayAllChecks(largestName, reader, 3000, out);
-  const exitOnly = best(() => void replayTrace(reader, { checks: ['trace.exit-info'] }), 2000);
+  const exitOnly = bestCpuSeconds(() => void replayTrace(reader, { checks: ['trace.exit-info'] }), 2);
   out.push({ name: 'replay, exit-info checks only (columnar), same trace', value: exits / exitOnly, unit: 'exits/s', baseline: { name: 'target', value: 1e6, unit: 'exits/s' } });
   replayAllChecks('typical nested trace, 200k L2 exits', TraceReader.open(memorySource(nested)), 4000, out);
 
