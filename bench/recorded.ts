@@ -6,7 +6,7 @@
 // Must not: be imported by src/ (it reads the clock, spawns processes and writes temporary files).
 import { performance } from 'node:perf_hooks';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import { createTraceFile, openTraceFile } from '../src/replay/io/trace-file.js';
 import { recordScenarioTo, scenarioHeader } from '../src/replay/record/recorder.js';
 import { replayTrace } from '../src/replay/replay/index.js';
 import { parseScenario } from '../src/replay/scenario/parse.js';
-import { emptyZstdFrame, napiDecompressAll, traceFrames, zstdCliCpuSeconds } from './zstd-baseline.js';
+import { napiDecompressAll, traceFrames, zstdCliCpuSecondsRepeated } from './zstd-baseline.js';
 import { bestCpuSeconds, cpuSeconds } from './cpu-time.js';
 
 export interface RecordedBenchResult {
@@ -139,17 +139,9 @@ export function benchRecorded(options: { iterations?: number } = {}): RecordedBe
     const zst = traceFrames(bytes);
     const napiSeconds = bestCpuSeconds(napiDecompressAll(zst), 1);
     out.push({ name: `columnar decode vs zstd-napi, ${label} (file MB/s)`, value: mb / decodeSeconds, unit: 'MB/s', baseline: { name: 'zstd-napi DCtx.decompress', value: mb / napiSeconds, unit: 'MB/s' } });
-    const frames = join(dir, 'frames.zst');
-    const empty = join(dir, 'empty.zst');
-    // The frames repeated to at least 32 MB, so process start-up is small against zstd's own work.
-    const copies = Math.max(1, Math.ceil(32e6 / zst.length));
-    const repeated = new Uint8Array(zst.length * copies);
-    for (let i = 0; i < copies; i++) repeated.set(zst, i * zst.length);
-    writeFileSync(frames, repeated);
-    writeFileSync(empty, emptyZstdFrame());
-    const cli = zstdCliCpuSeconds(frames, empty, 5);
+    const cli = zstdCliCpuSecondsRepeated(zst, 32e6, 5);
     if (cli !== undefined) {
-      out.push({ name: `columnar decode vs \`zstd -d\`, ${label} (file MB/s, CPU time)`, value: mb / decodeSeconds, unit: 'MB/s', baseline: { name: `zstd -d (process, start-up subtracted, frames x${copies})`, value: (mb * copies) / cli, unit: 'MB/s' } });
+      out.push({ name: `columnar decode vs \`zstd -d\`, ${label} (file MB/s, CPU time)`, value: mb / decodeSeconds, unit: 'MB/s', baseline: { name: `zstd -d (process, start-up subtracted, frames x${cli.copies})`, value: (mb * cli.copies) / cli.seconds, unit: 'MB/s' } });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

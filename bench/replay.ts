@@ -5,7 +5,7 @@
 // Rates are CPU time on both sides (this process; `zstd -d`'s rusage), so a loaded machine does not skew them.
 // Must not: be imported by src/ (it reads the clock, spawns processes and writes temporary files).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import { decompressFrame } from '../src/replay/format/zstd.js';
 import { createTraceFile, openTraceFile } from '../src/replay/io/trace-file.js';
 import { replayTrace } from '../src/replay/replay/index.js';
 import { typicalNestedTrace } from './trace.js';
-import { emptyZstdFrame, napiDecompressAll, traceFrames, zstdCliCpuSeconds } from './zstd-baseline.js';
+import { napiDecompressAll, traceFrames, zstdCliCpuSecondsRepeated } from './zstd-baseline.js';
 import { bestCpuSeconds } from './cpu-time.js';
 
 export interface ReplayBenchResult {
@@ -55,23 +55,9 @@ function decodeVsZstd(label: string, bytes: Uint8Array, out: ReplayBenchResult[]
     name: `columnar parse alone vs zstd-napi alone, ${label} (file MB/s; zstd ${((100 * napiSeconds) / colSeconds).toFixed(0)}% / parse ${((100 * parseSeconds) / colSeconds).toFixed(0)}% of the decode)`,
     value: mb / parseSeconds, unit: 'MB/s', baseline: { name: 'zstd-napi DCtx.decompress', value: mb / napiSeconds, unit: 'MB/s' },
   });
-  const dir = mkdtempSync(join(tmpdir(), 'turtles-bench-replay-'));
-  try {
-    const file = join(dir, 'frames.zst');
-    const empty = join(dir, 'empty.zst');
-    // The same frames repeated to at least 64 MB, so start-up and the millisecond resolution of `times` are small
-    // against zstd's own work.
-    const copies = Math.max(1, Math.ceil(64e6 / zst.length));
-    const repeated = new Uint8Array(zst.length * copies);
-    for (let i = 0; i < copies; i++) repeated.set(zst, i * zst.length);
-    writeFileSync(file, repeated);
-    writeFileSync(empty, emptyZstdFrame());
-    const cli = zstdCliCpuSeconds(file, empty, 9);
-    if (cli !== undefined) {
-      out.push({ name: `columnar decode vs \`zstd -d\`, ${label} (file MB/s)`, value: mb / colSeconds, unit: 'MB/s', baseline: { name: `zstd -d (process CPU time, start-up subtracted, frames x${copies})`, value: (mb * copies) / cli, unit: 'MB/s' } });
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const cli = zstdCliCpuSecondsRepeated(zst, 64e6, 9);
+  if (cli !== undefined) {
+    out.push({ name: `columnar decode vs \`zstd -d\`, ${label} (file MB/s)`, value: mb / colSeconds, unit: 'MB/s', baseline: { name: `zstd -d (process CPU time, start-up subtracted, frames x${cli.copies})`, value: (mb * cli.copies) / cli.seconds, unit: 'MB/s' } });
   }
 }
 

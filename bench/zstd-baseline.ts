@@ -3,6 +3,9 @@
 // its start-up time subtracted (wall clock, or CPU time for comparing with in-process CPU time). Must not: be imported by src/ (it reads the clock and spawns processes).
 import { performance } from 'node:perf_hooks';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import binding from 'zstd-napi/binding.js';
 import { TraceReader, memorySource } from '../src/replay/format/index.js';
 import { CHUNK_HEADER_SIZE } from '../src/replay/format/framing.js';
@@ -71,4 +74,26 @@ export function zstdCliSeconds(file: string, empty: string, runs = 5): number | 
   if (run(empty) === undefined) return undefined;
   const best = (f: string): number => Math.min(...Array.from({ length: runs }, () => run(f)!));
   return Math.max(best(file) - best(empty), 1e-6);
+}
+
+/**
+ * `zstd -d` CPU seconds (net of start-up, best of `runs`) on `zst` repeated `copies` times, enough copies to reach
+ * `minBytes` so start-up and the millisecond resolution of `times` are small against zstd's own work. Written to a
+ * temporary directory that is removed afterwards. Undefined without zstd or bash.
+ */
+export function zstdCliCpuSecondsRepeated(zst: Uint8Array, minBytes: number, runs: number): { seconds: number; copies: number } | undefined {
+  const copies = Math.max(1, Math.ceil(minBytes / zst.length));
+  const repeated = new Uint8Array(zst.length * copies);
+  for (let i = 0; i < copies; i++) repeated.set(zst, i * zst.length);
+  const dir = mkdtempSync(join(tmpdir(), 'turtles-bench-zstd-'));
+  try {
+    const file = join(dir, 'frames.zst');
+    const empty = join(dir, 'empty.zst');
+    writeFileSync(file, repeated);
+    writeFileSync(empty, emptyZstdFrame());
+    const seconds = zstdCliCpuSeconds(file, empty, runs);
+    return seconds === undefined ? undefined : { seconds, copies };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -20,26 +20,6 @@ let vLo = 0;
 let vHi = 0;
 
 /**
- * The rest of a varint whose first four bytes gave bits 27:0 (`lo`) and continue at buf[p]: sets vLo/vHi and returns
- * the position after it, or -1 past the 10th byte (bits past 63 dropped, as protobufjs drops them).
- */
-function varint64Tail(buf: Uint8Array, p: number, lo: number): number {
-  let b = buf[p++]!;
-  lo |= (b & 0x0f) << 28;
-  let hi = (b & 0x7f) >>> 4;
-  let shift = 3;
-  while (b >= 0x80) {
-    if (shift > 31) return -1;
-    b = buf[p++]!;
-    hi |= (b & 0x7f) << shift;
-    shift += 7;
-  }
-  vLo = lo;
-  vHi = hi;
-  return p;
-}
-
-/**
  * The varint at buf[p] (up to 10 bytes, bits past 63 dropped as protobufjs drops them): sets vLo/vHi and returns the
  * position after it, or -1 for an 11th byte. Reads without bounds checks against the message end: the caller checks
  * the returned position (buf has SLACK bytes of room).
@@ -92,49 +72,33 @@ export function parseExit(buf: Uint8Array, p: number, end: number, c: ExitColumn
   let qLo = 0, qHi = 0, dLo = 0, dHi = 0, laLo = 0, laHi = 0, paLo = 0, paHi = 0;
   let intr = 0, intrErr = 0, idt = 0, idtErr = 0, len = 0, info = 0;
   // The straight path. `t` is the next tag byte, 0 at the end of the message; one-byte enum and 32-bit values are
-  // taken inline (anything longer leaves the straight path). Varints are read without per-byte bounds checks: buf
+  // taken inline (anything longer leaves the straight path); 64-bit values through varint64. Varints are read without per-byte bounds checks: buf
   // has SLACK readable bytes past the payload, and a varint that ends past `end` is caught after the fact.
   let t = p < end ? buf[p]! : 0;
   if (t === 0x08 && buf[p + 1]! < 0x80) { level = buf[p + 1]!; p += 2; t = p < end ? buf[p]! : 0; }
   if (t === 0x10 && buf[p + 1]! < 0x80) { reason = buf[p + 1]!; p += 2; t = p < end ? buf[p]! : 0; }
   if (t === 0x18) {
-    let b = buf[++p]!; let x = b & 0x7f; let y = 0; p++;
-    if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 7;
-      if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 14;
-        if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 21;
-          if (b >= 0x80) { p = varint64Tail(buf, p, x); if (p < 0) return FALLBACK; x = vLo; y = vHi; } } } }
-    if (p > end) return FALLBACK;
-    qLo = x; qHi = y;
+    p = varint64(buf, p + 1);
+    if (p < 0 || p > end) return FALLBACK;
+    qLo = vLo; qHi = vHi;
     t = p < end ? buf[p]! : 0;
   }
   if (t === 0x20) {
-    let b = buf[++p]!; let x = b & 0x7f; let y = 0; p++;
-    if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 7;
-      if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 14;
-        if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 21;
-          if (b >= 0x80) { p = varint64Tail(buf, p, x); if (p < 0) return FALLBACK; x = vLo; y = vHi; } } } }
-    if (p > end) return FALLBACK;
-    dLo = x; dHi = y;
+    p = varint64(buf, p + 1);
+    if (p < 0 || p > end) return FALLBACK;
+    dLo = vLo; dHi = vHi;
     t = p < end ? buf[p]! : 0;
   }
   if (t === 0x28) {
-    let b = buf[++p]!; let x = b & 0x7f; let y = 0; p++;
-    if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 7;
-      if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 14;
-        if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 21;
-          if (b >= 0x80) { p = varint64Tail(buf, p, x); if (p < 0) return FALLBACK; x = vLo; y = vHi; } } } }
-    if (p > end) return FALLBACK;
-    laLo = x; laHi = y;
+    p = varint64(buf, p + 1);
+    if (p < 0 || p > end) return FALLBACK;
+    laLo = vLo; laHi = vHi;
     t = p < end ? buf[p]! : 0;
   }
   if (t === 0x30) {
-    let b = buf[++p]!; let x = b & 0x7f; let y = 0; p++;
-    if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 7;
-      if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 14;
-        if (b >= 0x80) { b = buf[p++]!; x |= (b & 0x7f) << 21;
-          if (b >= 0x80) { p = varint64Tail(buf, p, x); if (p < 0) return FALLBACK; x = vLo; y = vHi; } } } }
-    if (p > end) return FALLBACK;
-    paLo = x; paHi = y;
+    p = varint64(buf, p + 1);
+    if (p < 0 || p > end) return FALLBACK;
+    paLo = vLo; paHi = vHi;
     t = p < end ? buf[p]! : 0;
   }
   if (t >= 0x38 && p < end) {

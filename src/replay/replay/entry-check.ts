@@ -17,29 +17,17 @@ const hex = (v: bigint | number) => '0x' + v.toString(16);
 /** ExitColumns.kind of a vm-exit row. */
 const EXIT_ROW_VM = 0;
 
-/** A VmcsReader over a snapshot's field map (a _HIGH encoding reads bits 63:32 of its full field). */
-export function snapshotReader(fields: ReadonlyMap<number, bigint>): VmcsReader {
+/**
+ * A VmcsReader over a snapshot's fields, as a map or in slot form (a _HIGH encoding reads bits 63:32 of its full
+ * field).
+ */
+export function snapshotReader(fields: Pick<ReadonlyMap<number, bigint>, 'get'> | SnapshotSlots): VmcsReader {
   return {
     read(encoding: number): bigint | undefined {
       const v = fields.get(encoding);
       if (v !== undefined) return v;
       if (encoding & 1) {
         const full = fields.get(encoding & ~1);
-        return full === undefined ? undefined : full >> 32n;
-      }
-      return undefined;
-    },
-  };
-}
-
-/** A VmcsReader over a state in slot form (as snapshotReader). */
-function slotsReader(s: SnapshotSlots): VmcsReader {
-  return {
-    read(encoding: number): bigint | undefined {
-      const v = s.get(encoding);
-      if (v !== undefined) return v;
-      if (encoding & 1) {
-        const full = s.get(encoding & ~1);
         return full === undefined ? undefined : full >> 32n;
       }
       return undefined;
@@ -204,7 +192,7 @@ class EntryStateCheck implements ReplayCheck {
 
   private evaluate(s: State, outcome: Outcome): void {
     this.states++;
-    const vmcs = slotsReader(s.fields);
+    const vmcs = snapshotReader(s.fields);
     let proof: VmcsReader | undefined;
     // The text naming the proof is built only if a widened model has to be built (cpuFor): most states reuse one.
     let proven: (() => string) | undefined;
@@ -216,7 +204,7 @@ class EntryStateCheck implements ReplayCheck {
       proven = () => `the exit at event ${o.exit} (reason ${hex(o.reason)}) shows the processor accepted this VMCS's controls`;
     } else if (outcome.kind === 'unknown' && this.lastExit?.reason !== undefined && this.afterExit &&
       ((this.lastExit.reason & 0x8000_0000) === 0 || isCheckedFailure(this.lastExit.reason))) {
-      proof = slotsReader(this.afterExit);
+      proof = snapshotReader(this.afterExit);
       guestEntered = (this.lastExit.reason & 0x8000_0000) === 0;
       const index = this.lastExit.index;
       proven = () => `the exit at event ${index} shows the processor accepted the controls of the entry before it`;
